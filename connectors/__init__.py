@@ -1,0 +1,1 @@
+"""Connectors: protocol in, envelope out, produce, acknowledge. Protocol quirks stay here."""

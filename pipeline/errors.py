@@ -1,0 +1,80 @@
+"""Exceptions of the pipeline.
+
+    PipelineError                    root: everything the pipeline raises on purpose
+    ├── ConfigError                  a configuration file or variable is wrong (names file, key, line)
+    ├── BrokerError                  the Kafka broker cannot be reached or refused a request
+    │   └── EmbeddedBrokerError      the embedded broker binary would not start
+    ├── BlobStoreError               the blob store could not keep or return a file
+    ├── EnvelopeError                a record is not a valid envelope
+    ├── StageError                   a stage could not process a message (goes to dead-letter)
+    └── ConnectorError               a connector could not accept input
+        ├── SignatureError           a request's signature does not verify
+        ├── PayloadTooLarge          a request's body is over the size limit
+        └── InvalidPayload           a request's body is not what the contract says
+
+Other libraries' errors (aiokafka, imapclient, twilio, fsspec) are translated at the edge
+with ``raise ... from exc`` so stages never see them.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Root of every error the pipeline raises on purpose."""
+
+
+class ConfigError(PipelineError):
+    """A configuration file or environment variable is invalid."""
+
+
+class BrokerError(PipelineError):
+    """The Kafka broker could not be reached or refused a request."""
+
+
+class EmbeddedBrokerError(BrokerError):
+    """The embedded broker binary could not be found or would not start."""
+
+
+class BlobStoreError(PipelineError):
+    """The blob store could not keep or return a file."""
+
+
+class EnvelopeError(PipelineError):
+    """A record could not be read as an envelope."""
+
+
+class StageError(PipelineError):
+    """A stage could not process a message; carries where it happened."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str,
+        message_id: str | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message_id = message_id
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class ConnectorError(PipelineError):
+    """A connector could not accept a piece of input."""
+
+
+class SignatureError(ConnectorError):
+    """A request's signature does not match its body."""
+
+
+class PayloadTooLarge(ConnectorError):
+    """A request's body is over the configured size limit."""
+
+
+class InvalidPayload(ConnectorError):
+    """A request's body does not follow the connector's contract."""

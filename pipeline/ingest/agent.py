@@ -1,0 +1,62 @@
+"""The ingest agent: ``inbound.raw`` → ``messages.normalized``, source retries dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pipeline.envelope import Attachment, AttachmentKind, Envelope
+from pipeline.ingest.core import Sighting, is_source_retry, normalise
+from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.topics import Topic
+
+log = logging.getLogger(__name__)
+
+STAGE = "ingest"
+SWEEP_EVERY_SECONDS = 60.0
+
+
+def register(ctx: StageContext) -> None:
+    config = ctx.settings.ingest
+    window = config.idempotency_window_hours * 3600
+    metrics = ctx.stage_metrics(STAGE)
+    # Keys are channel:source_id; inbound.raw is keyed by sender, and a source message
+    # always has the same sender, so every delivery of it lands in the same partition.
+    seen = ctx.app.Table("ingest-seen", default=None, partitions=ctx.settings.kafka.partitions)
+    last_sweep: dict[int, float] = {}
+
+    def sweep(partition: int, now: float) -> None:
+        """Forget expired keys of this partition (writes go to its changelog partition)."""
+        if now - last_sweep.get(partition, 0.0) < SWEEP_EVERY_SECONDS:
+            return
+        last_sweep[partition] = now
+        expired = [k for k, v in seen.items() if v[1] == partition and now - v[0] > window]
+        for key in expired:
+            del seen[key]
+        if expired:
+            metrics.count("idempotency_keys_expired", len(expired))
+
+    async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
+        now = ctx.now().timestamp()
+        sweep(meta.partition, now)
+        key = envelope.idempotency_key
+        stored = seen.get(key)
+        first = Sighting(*stored) if stored else None
+        if is_source_retry(first, meta.partition, meta.offset, now, window):
+            metrics.count("dropped.source_retry")
+            log.info("event=source_retry_dropped message_id=%s key=%s", envelope.id, key)
+            return []
+        if first is None:
+            seen[key] = [now, meta.partition, meta.offset]
+        result = normalise(envelope, config)
+        env = result.envelope
+        if result.overflow_text is not None:
+            stored_blob = await ctx.blobs.aput(result.overflow_text.encode("utf-8"))
+            env.attachments.append(Attachment(
+                kind=AttachmentKind.DOCUMENT, content_type="text/plain; charset=utf-8",
+                size=stored_blob.size, uri=stored_blob.uri, sha256=stored_blob.sha256,
+                filename="full-text.txt"))
+        ctx.mark(env, STAGE)
+        return [Output(Topic.NORMALIZED, env.sender_key, env)]
+
+    ctx.envelope_agent(STAGE, Topic.INBOUND_RAW, handle)

@@ -1,0 +1,88 @@
+"""Ingest: normalise what connectors wrote and recognise source retries. Pure functions."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from pipeline.envelope import Envelope
+from pipeline.ingest.config import IngestConfig
+
+# Control characters other than newline and tab (and the Unicode line/paragraph separators,
+# which we turn into newlines) only confuse matching and display.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """The normalised envelope, and the text cut off by the size limit (kept by the agent)."""
+
+    envelope: Envelope
+    overflow_text: str | None = None
+
+
+def normalise_text(text: str) -> str:
+    """NFC, no control characters, single spaces, at most one blank line in a row."""
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n")
+    text = text.replace("\u2029", "\n\n")
+    text = _CONTROL.sub("", text)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalise_line(text: str | None) -> str | None:
+    """A one-line field (subject, display name): normalised, newlines folded."""
+    if text is None:
+        return None
+    folded = normalise_text(text).replace("\n", " ")
+    return folded or None
+
+
+def normalise(envelope: Envelope, config: IngestConfig) -> Normalised:
+    """Normalise text fields and apply size limits; never loses text (see ``overflow_text``)."""
+    env = envelope.model_copy(deep=True)
+    text = normalise_text(env.text)
+    overflow = None
+    if len(text) > config.max_text_chars:
+        text, overflow = text[: config.max_text_chars], text
+        env.notes.append(
+            f"text truncated from {len(overflow)} to {config.max_text_chars} characters; "
+            "full text kept as attachment")
+    env.text = text
+    subject = normalise_line(env.subject)
+    if subject is not None and len(subject) > config.max_subject_chars:
+        subject = subject[: config.max_subject_chars]
+        env.notes.append(f"subject truncated to {config.max_subject_chars} characters")
+    env.subject = subject
+    sender = env.sender
+    sender.display_name = normalise_line(sender.display_name)
+    if sender.email:
+        sender.email = sender.email.strip()
+    if sender.phone:
+        sender.phone = sender.phone.strip()
+    return Normalised(env, overflow)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """When and where an idempotency key was first seen."""
+
+    seen_at: float
+    partition: int
+    offset: int
+
+
+def is_source_retry(first: Sighting | None, partition: int, offset: int, now: float,
+                    window_seconds: float) -> bool:
+    """A second delivery of the same source message within the window.
+
+    The very record that was first seen is *not* a retry: after a crash faust redelivers
+    it, and the output it was meant to produce may never have reached the broker.
+    """
+    if first is None or now - first.seen_at > window_seconds:
+        return False
+    return not (first.partition == partition and first.offset == offset)
