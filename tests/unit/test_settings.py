@@ -1,0 +1,74 @@
+"""Settings: YAML + environment, errors naming file, key and line."""
+
+import pytest
+
+from pipeline.configfile import parse_yaml, validate
+from pipeline.errors import ConfigError
+from pipeline.route.config import RouteConfig
+from pipeline.settings import config_path, load_settings
+
+
+def test_defaults_mean_embedded_broker(monkeypatch):
+    monkeypatch.delenv("PIPELINE_KAFKA_BOOTSTRAP", raising=False)
+    settings = load_settings(None)
+    assert settings.embedded_broker
+    assert settings.kafka.retention_days == 180
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("kafka:\n  bootstrap: file-broker:9092\n  partitions: 8\n")
+    monkeypatch.setenv("PIPELINE_KAFKA_BOOTSTRAP", "env-broker:9092")
+    monkeypatch.setenv("PIPELINE_WORKER_APP_ID", "support-eu")
+    monkeypatch.setenv("PIPELINE_CHAT_SECRET", "s3cret")
+    settings = load_settings(path)
+    assert settings.kafka.bootstrap == "env-broker:9092"
+    assert settings.kafka.partitions == 8
+    assert settings.worker.app_id == "support-eu"
+    assert settings.chat.secret.get_secret_value() == "s3cret"
+    assert not settings.embedded_broker
+
+
+def test_invalid_value_names_file_line_and_key(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("kafka:\n  topic_prefix: x.\n  partitions: zero\nhttp:\n  port: 8080\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert f"{path}:3 kafka.partitions" in str(info.value)
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("kafak:\n  bootstrap: x\n")
+    with pytest.raises(ConfigError, match=r"pipeline.yaml:1 kafak"):
+        load_settings(path)
+
+
+def test_bad_environment_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_HTTP_PORT", "eighty")
+    with pytest.raises(ConfigError, match="environment variable PIPELINE_HTTP_PORT"):
+        load_settings(None)
+
+
+def test_yaml_syntax_error_has_line(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("kafka:\n  bootstrap: [a,\n  partitions: 2\n")
+    with pytest.raises(ConfigError, match=r"pipeline.yaml:\d+: invalid YAML"):
+        load_settings(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_validate_reports_nested_list_item_line():
+    doc = parse_yaml("rules_path: x\nreload_interval_seconds: -1\n", "routing.yaml")
+    with pytest.raises(ConfigError, match=r"routing.yaml:2 reload_interval_seconds"):
+        validate(RouteConfig, doc)
+
+
+def test_config_path_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "env.yaml"))
+    assert config_path("explicit.yaml").name == "explicit.yaml"
+    assert config_path(None).name == "env.yaml"
