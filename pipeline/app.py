@@ -20,6 +20,8 @@ from pipeline.topics import Topic
 
 log = logging.getLogger(__name__)
 
+PRODUCER_BUFFER_MESSAGES = 5000
+
 
 def app_id(settings: Settings, stages: list[str], all_stages: list[str]) -> str:
     """The consumer group: workers running the same stages share it and split partitions.
@@ -75,6 +77,10 @@ def create_app(settings: Settings, stages: list[str] | None = None,
     for name in chosen:
         load_stage(name).register(ctx)
     _publish_metrics(ctx)
+    # faust pauses every stream whenever more than 100 records wait in the producer buffer
+    # (table changelogs, send_soon); with one changelog write per message that pause came
+    # every 100 messages. A larger buffer keeps the stream flowing; commits still flush it.
+    app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     log.info("event=app_created app_id=%s stages=%s", app.conf.id, ",".join(chosen))
     return app, ctx
 

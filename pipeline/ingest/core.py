@@ -43,27 +43,30 @@ def normalise_line(text: str | None) -> str | None:
 
 
 def normalise(envelope: Envelope, config: IngestConfig) -> Normalised:
-    """Normalise text fields and apply size limits; never loses text (see ``overflow_text``)."""
-    env = envelope.model_copy(deep=True)
-    text = normalise_text(env.text)
+    """Normalise text fields and apply size limits; never loses text (see ``overflow_text``).
+
+    The input is left unchanged; only the parts that change are copied (a deep copy of the
+    whole envelope cost more than everything else ingest does).
+    """
+    notes = list(envelope.notes)
+    text = normalise_text(envelope.text)
     overflow = None
     if len(text) > config.max_text_chars:
         text, overflow = text[: config.max_text_chars], text
-        env.notes.append(
-            f"text truncated from {len(overflow)} to {config.max_text_chars} characters; "
-            "full text kept as attachment")
-    env.text = text
-    subject = normalise_line(env.subject)
+        notes.append(f"text truncated from {len(overflow)} to {config.max_text_chars} "
+                     "characters; full text kept as attachment")
+    subject = normalise_line(envelope.subject)
     if subject is not None and len(subject) > config.max_subject_chars:
         subject = subject[: config.max_subject_chars]
-        env.notes.append(f"subject truncated to {config.max_subject_chars} characters")
-    env.subject = subject
-    sender = env.sender
-    sender.display_name = normalise_line(sender.display_name)
-    if sender.email:
-        sender.email = sender.email.strip()
-    if sender.phone:
-        sender.phone = sender.phone.strip()
+        notes.append(f"subject truncated to {config.max_subject_chars} characters")
+    sender = envelope.sender.model_copy(update={
+        "display_name": normalise_line(envelope.sender.display_name),
+        "email": envelope.sender.email.strip() if envelope.sender.email else None,
+        "phone": envelope.sender.phone.strip() if envelope.sender.phone else None,
+    })
+    env = envelope.model_copy(update={
+        "text": text, "subject": subject, "sender": sender, "notes": notes,
+        "attachments": list(envelope.attachments), "trace": list(envelope.trace)})
     return Normalised(env, overflow)
 
 
