@@ -117,7 +117,7 @@ def start_worker(bootstrap: str, prefix: str, workdir: Path) -> tuple[subprocess
     config = workdir / f"{prefix}yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)
                                      | {"chat": {"enabled": False}}))
-    started = time.monotonic()
+    time.monotonic()
     # BENCH_WORKER_PREFIX="py-spy record -o prof.svg --" profiles the worker.
     prefix = os.environ.get("BENCH_WORKER_PREFIX", "").split()
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "pipeline", "--config", str(config), "worker",

@@ -96,7 +96,7 @@ class ConnectorHub(mode.Service):
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
             await site.start()
-            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            sockets = site._server.sockets if site._server else []  # type: ignore[attr-defined,union-attr]
             self.port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
             for route in self.web.router.routes():
                 info = route.resource.get_info() if route.resource else {}

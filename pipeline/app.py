@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import timedelta
+from typing import Any
 
 import faust
 
@@ -35,9 +36,9 @@ def app_id(settings: Settings, stages: list[str], all_stages: list[str]) -> str:
     return f"{base}-{'-'.join(stages)}"
 
 
-def faust_options(settings: Settings) -> dict[str, object]:
+def faust_options(settings: Settings) -> dict[str, Any]:
     w, k = settings.worker, settings.kafka
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         "broker": f"kafka://{k.bootstrap}",
         "store": w.table_store,
         "datadir": w.data_dir,

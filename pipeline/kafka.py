@@ -133,7 +133,7 @@ class AckedProducer:
         try:
             meta = await asyncio.wait_for(
                 self._producer.send_and_wait(self.names(topic), value, key=key_bytes), timeout)
-        except (KafkaError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KafkaError) as exc:
             raise BrokerError(f"broker did not acknowledge record on {topic}: {exc!r}") from exc
         return meta.partition, meta.offset
 

@@ -129,7 +129,7 @@ class StageContext:
         async def process(stream: StreamT, event: EventT) -> None:
             # take_events() leaves faust's "current event" at the batch's last event; tables
             # write their changelog to the current event's partition, so point it at this one.
-            stream._set_current_event(event)
+            stream._set_current_event(event)  # type: ignore[attr-defined]
             started = time.perf_counter()
             message = event.message
             meta = RecordMeta(source, message.partition, message.offset, message.key,
@@ -154,8 +154,9 @@ class StageContext:
             metrics.observe_latency(time.perf_counter() - started)
 
         async def agent(stream: StreamT) -> None:
-            async for events in stream.take_events(conf.batch_size,
-                                                   within=conf.batch_within_seconds):
+            batches = stream.take_events(  # type: ignore[attr-defined]
+                conf.batch_size, within=conf.batch_within_seconds)
+            async for events in batches:
                 for event in events:
                     await process(stream, event)
 
