@@ -102,5 +102,6 @@ class TwilioConfig(BaseModel):
     reconcile_overlap_seconds: float = Field(600.0, ge=0)
     # With no checkpoint yet, how far back the first run looks.
     reconcile_initial_lookback_hours: float = Field(24.0, gt=0)
+    reconcile_page_size: int = Field(100, ge=1, le=1000)
 
     voice: VoiceConfig = Field(default_factory=VoiceConfig)

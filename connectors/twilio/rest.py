@@ -44,7 +44,7 @@ def list_inbound_whatsapp(twilio: Client, config: TwilioConfig, since: datetime,
                           ) -> list[InboundWhatsApp]:
     """Messages Twilio received since ``since`` (all pages), oldest first, with media URLs."""
     base = config.api_base_url.rstrip("/")
-    kwargs = {"date_sent_after": since, "page_size": 100}
+    kwargs = {"date_sent_after": since, "page_size": config.reconcile_page_size}
     if config.whatsapp_number:
         kwargs["to"] = config.whatsapp_number
     found: list[InboundWhatsApp] = []
