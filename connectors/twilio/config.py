@@ -62,6 +62,8 @@ class VoiceConfig(BaseModel):
     # Silence (seconds) that ends a recording.
     silence_timeout_seconds: int = Field(5, ge=1, le=60)
     recording_format: str = Field("wav", pattern="^(wav|mp3)$")
+    # A WAV of max_length_seconds at 8 kHz/16 bit is ~16 KB a second: 3 min ≈ 2.9 MB.
+    recording_max_bytes: int = Field(64 * 1024 * 1024, gt=0)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
 
 

@@ -49,14 +49,17 @@ def allowed(content_type: str, patterns: list[str]) -> bool:
 class MediaFetcher:
     """Downloads Twilio media with the account's credentials, within the configured limits."""
 
-    def __init__(self, config: TwilioConfig, blobs: BlobStore) -> None:
+    def __init__(self, config: TwilioConfig, blobs: BlobStore, *, max_bytes: int | None = None,
+                 allowed_types: list[str] | None = None) -> None:
         self.config = config
         self.blobs = blobs
+        self.max_bytes = max_bytes or config.media_max_bytes
+        self.allowed_types = allowed_types or config.media_allowed_types
         self._auth = aiohttp.BasicAuth(config.account_sid, config.auth_token.get_secret_value())
 
     async def fetch(self, session: aiohttp.ClientSession, url: str) -> Media:
         """One attempt; MediaError says why it failed and whether a retry may help."""
-        limit = self.config.media_max_bytes
+        limit = self.max_bytes
         timeout = aiohttp.ClientTimeout(total=self.config.media_timeout_seconds)
         try:
             async with session.get(url, auth=self._auth, allow_redirects=True,
@@ -66,15 +69,23 @@ class MediaFetcher:
                                      retryable=resp.status in _RETRYABLE_STATUS)
                 content_type = resp.headers.get("Content-Type", "application/octet-stream")
                 content_type = content_type.split(";", 1)[0].strip()
-                if not allowed(content_type, self.config.media_allowed_types):
+                if not allowed(content_type, self.allowed_types):
                     raise MediaError(f"content type {content_type} not allowed", retryable=False)
                 if resp.content_length is not None and resp.content_length > limit:
                     raise MediaError(f"size {resp.content_length} bytes over the limit of "
                                      f"{limit} bytes", retryable=False)
-                data = await resp.content.read(limit + 1)
-                if len(data) > limit:
-                    raise MediaError(f"size over the limit of {limit} bytes", retryable=False)
-                return Media(data, content_type)
+                # Read to the end (a single read returns what is buffered), stopping early
+                # once over the limit: a lying or absent Content-Length cannot exhaust memory.
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise MediaError(f"size over the limit of {limit} bytes",
+                                         retryable=False)
+                if resp.content_length is not None and len(data) != resp.content_length:
+                    raise MediaError(f"truncated: {len(data)} of {resp.content_length} bytes",
+                                     retryable=True)
+                return Media(bytes(data), content_type)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise MediaError(f"download failed: {exc!r}", retryable=True) from exc
 

@@ -50,7 +50,10 @@ class VoiceService(mode.Service):
 
     def __init__(self, hub: ConnectorHub, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.media = MediaFetcher(hub.settings.twilio, hub.blobs)
+        config = hub.settings.twilio
+        # Recordings have their own limit (bounded by max_length) and are always audio.
+        self.media = MediaFetcher(config, hub.blobs, max_bytes=config.voice.recording_max_bytes,
+                                  allowed_types=["audio/*"])
         self.session: aiohttp.ClientSession | None = None
 
     async def on_start(self) -> None:

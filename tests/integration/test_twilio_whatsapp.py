@@ -25,7 +25,6 @@ from tests.fixtures.twilio_cloud import ACCOUNT_SID, API, AUTH_TOKEN, CloudMessa
 from tests.integration.twilio_helpers import (
     CUSTOMER,
     OUR_NUMBER,
-    PUBLIC,
     make_hub,
     ogg_voice_note,
     post_signed,
