@@ -75,6 +75,9 @@ class TwilioConfig(BaseModel):
     # it, so behind a reverse proxy it differs from the address this server listens on.
     # The request's local path is appended: https://support.example.com/hooks + /twilio/...
     public_base_url: str | None = None
+    # Webhooks signed with a SharedKey (X-Twilio-Webhooks-Signature-Settings header, HMAC-SHA256)
+    # are checked with this secret; without the header, the auth token signs (HMAC-SHA1).
+    webhook_shared_key: SecretStr | None = None
     # Twilio's REST API; tests point it at a local server speaking the same contract.
     api_base_url: str = "https://api.twilio.com"
 

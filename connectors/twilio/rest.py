@@ -16,7 +16,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
 from connectors.twilio.config import TwilioConfig
-from connectors.twilio.messaging import InboundWhatsApp, MediaRef
+from connectors.twilio.messaging import InboundWhatsApp, MediaRef, is_inbound_whatsapp
 from pipeline.errors import ConnectorError
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ def list_inbound_whatsapp(twilio: Client, config: TwilioConfig, since: datetime,
         kwargs["to"] = config.whatsapp_number
     found: list[InboundWhatsApp] = []
     for msg in twilio.messages.list(**kwargs):  # type: ignore[arg-type]
-        if msg.direction != "inbound" or not (msg.from_ or "").startswith("whatsapp:"):
+        if not is_inbound_whatsapp(msg.direction, msg.from_, msg.to, config.whatsapp_number):
             continue
         media = []
         if int(msg.num_media or 0) > 0:

@@ -48,15 +48,22 @@ def callback_url(public_base_url: str | None, path: str) -> str:
 
 
 def verify(url: str, params: Mapping[str, str] | MultiDict[str], headers: Mapping[str, str],
-           auth_token: str) -> None:
-    """Raise SignatureError unless the request carries Twilio's signature for ``url``."""
+           auth_token: str, shared_key: str | None = None) -> None:
+    """Raise SignatureError unless the request carries Twilio's signature for ``url``.
+
+    Legacy signatures are HMAC-SHA1 with the auth token; a request that names its settings
+    (``X-Twilio-Webhooks-Signature-Settings``) is checked with the algorithm it names and
+    the SharedKey secret when one is configured.
+    """
     signature = headers.get(SIGNATURE_HEADER)
     if not signature:
         raise SignatureError("missing X-Twilio-Signature")
-    if not auth_token:
+    settings_header = headers.get(SIGNATURE_SETTINGS_HEADER)
+    secret = shared_key if (settings_header and shared_key) else auth_token
+    if not secret:
         raise SignatureError("twilio.auth_token is not configured")
-    algorithm = get_signature_algorithm(headers.get(SIGNATURE_SETTINGS_HEADER))
-    if not RequestValidator(auth_token).validate(url, params, signature, algorithm):
+    algorithm = get_signature_algorithm(settings_header)
+    if not RequestValidator(secret).validate(url, params, signature, algorithm):
         raise SignatureError(f"X-Twilio-Signature does not match {url}")
 
 
@@ -64,8 +71,9 @@ async def signed_form(request: web.Request, config: TwilioConfig) -> MultiDict[s
     """The form parameters of a request whose signature verifies (SignatureError if not)."""
     form = await request.post()
     params: MultiDict[str] = MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
+    shared = config.webhook_shared_key.get_secret_value() if config.webhook_shared_key else None
     verify(public_url(request, config.public_base_url), params, request.headers,
-           config.auth_token.get_secret_value())
+           config.auth_token.get_secret_value(), shared)
     return params
 
 
