@@ -222,3 +222,20 @@ async def test_duplicates_and_missed_webhook_reach_ingest_once(settings, kafka_i
     recovered = next(r.value for r in normalized if r.value["source_id"] == "SMbbbb")
     assert recovered["headers"]["x-twilio-via"] == "reconcile"
     assert BlobStore(cfg.blobs.url).get(recovered["attachments"][0]["uri"]) == JPEG
+
+
+async def test_periodic_reconciliation_in_the_connector_process(settings, kafka_io,
+                                                                twilio_cloud):
+    """The hub's own reconciliation task finds a message whose webhook never came."""
+    from datetime import UTC, datetime, timedelta
+
+    twilio_cloud.messages.append(CloudMessage(
+        "SMeeee", f"whatsapp:{CUSTOMER}", OUR_NUMBER,
+        "Bonjour, le ticket de caisse n'imprime plus depuis la mise à jour",
+        datetime.now(UTC) - timedelta(minutes=2)))
+    cfg = twilio_settings(settings, twilio_cloud, reconcile_interval_seconds=0.2)
+    async with make_hub(cfg):
+        records = await kafka_io.read("inbound.raw", count=1)
+    assert records[0].value["source_id"] == "SMeeee"
+    assert records[0].value["headers"]["x-twilio-via"] == "reconcile"
+    assert await read_checkpoint(cfg.kafka, checkpoint_key(ACCOUNT_SID, OUR_NUMBER))

@@ -26,12 +26,12 @@ TUESDAY_10H_PARIS = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def twilio_settings(settings: Settings, cloud: TwilioCloud, **overrides: object) -> Settings:
-    twilio = TwilioConfig(
+    values: dict[str, object] = dict(
         enabled=True, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
         public_base_url=PUBLIC, api_base_url=cloud.url, whatsapp_number=OUR_NUMBER,
         media_max_bytes=200_000, media_attempts=3, media_backoff_seconds=0.05,
-        reconcile_interval_seconds=0, reconcile_page_size=1, publish_timeout_seconds=3,
-        **overrides)  # type: ignore[arg-type]
+        reconcile_interval_seconds=0, reconcile_page_size=1, publish_timeout_seconds=3)
+    twilio = TwilioConfig.model_validate({**values, **overrides})
     return settings.model_copy(update={"twilio": twilio})
 
 
