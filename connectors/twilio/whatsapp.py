@@ -34,7 +34,7 @@ from connectors.twilio.webhook import (
 from pipeline.blobstore import BlobStore
 from pipeline.envelope import Envelope
 from pipeline.errors import BrokerError, InvalidPayload, PipelineError, SignatureError
-from pipeline.kafka import AckedProducer
+from pipeline.kafka import AckedProducer, ensure_topics
 from pipeline.settings import Settings
 from pipeline.stage import utcnow
 
@@ -146,6 +146,8 @@ async def reconcile_once(settings: Settings, publisher: InboundPublisher,
 
 async def reconcile(settings: Settings) -> int:
     """``pipeline connector whatsapp --reconcile``: one pass, then exit (0 on success)."""
+    # Run alone, nothing else created the topics yet (connectors.state must be compacted).
+    await ensure_topics(settings.kafka)
     async with AckedProducer(settings.kafka) as producer, aiohttp.ClientSession() as session:
         media = MediaFetcher(settings.twilio, BlobStore(settings.blobs.url))
         count = await reconcile_once(settings, InboundPublisher(producer), producer, media,
