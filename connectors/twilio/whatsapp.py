@@ -85,6 +85,8 @@ class WhatsAppService(mode.Service):
                                      self.media, self.session, self.hub.now())
             except PipelineError as exc:
                 log.error("event=whatsapp_reconcile_failed error=%r", str(exc))
+            except Exception:  # noqa: BLE001 - a bad pass must not take the webhook down
+                log.exception("event=whatsapp_reconcile_crashed")
 
 
 def install(hub: ConnectorHub) -> None:
