@@ -114,7 +114,7 @@ async def test_oversize_media_travels_with_the_failure_recorded(settings, kafka_
     assert status == 200
     env = (await kafka_io.read("inbound.raw", count=1))[0].value
     [att] = env["attachments"]
-    assert "uri" not in att and "over the limit" in att["error"]
+    assert "uri" not in att and "size 300000 bytes over the limit" in att["error"]
     assert att["kind"] == "video"
     assert any("media0 not kept" in note for note in env["notes"])
 
@@ -238,4 +238,35 @@ async def test_periodic_reconciliation_in_the_connector_process(settings, kafka_
         records = await kafka_io.read("inbound.raw", count=1)
     assert records[0].value["source_id"] == "SMeeee"
     assert records[0].value["headers"]["x-twilio-via"] == "reconcile"
+    assert await read_checkpoint(cfg.kafka, checkpoint_key(ACCOUNT_SID, OUR_NUMBER))
+
+
+@pytest.mark.parametrize(("data", "ctype", "unsized", "error"), [
+    # Streamed without Content-Length: the limit is enforced while reading.
+    (b"\x00" * 300_000, "audio/ogg", True, "size over the limit of 200000 bytes"),
+    (b"MZ\x90\x00" + b"\x00" * 100, "application/x-msdownload", False, "not allowed"),
+])
+async def test_refused_media_travels_with_the_reason(settings, kafka_io, twilio_cloud, data,
+                                                     ctype, unsized, error):
+    url = twilio_cloud.add_media("MM66", "ME66", data, ctype)
+    if unsized:
+        twilio_cloud.unsized.add("ME66")
+    async with make_hub(twilio_settings(settings, twilio_cloud)) as hub:
+        status, _, _ = await post_signed(hub, "/twilio/whatsapp", whatsapp_form(
+            "MM66", "Pièce jointe", media=[(url, ctype)]))
+    assert status == 200
+    env = (await kafka_io.read("inbound.raw", count=1))[0].value
+    assert error in env["attachments"][0]["error"] and "uri" not in env["attachments"][0]
+    assert twilio_cloud.hits("/Media/ME66") == 1  # refused, not retried
+
+
+async def test_reconciliation_failing_keeps_the_checkpoint(settings, twilio_cloud):
+    from connectors.twilio.rest import TwilioApiError
+
+    cfg = twilio_settings(settings, twilio_cloud)
+    twilio_cloud.fail_next[f"{API}/Messages.json"] = 1
+    with pytest.raises(TwilioApiError):
+        await whatsapp.reconcile(cfg)
+    assert await read_checkpoint(cfg.kafka, checkpoint_key(ACCOUNT_SID, OUR_NUMBER)) is None
+    assert await whatsapp.reconcile(cfg) == 0  # Twilio back: the next pass goes through
     assert await read_checkpoint(cfg.kafka, checkpoint_key(ACCOUNT_SID, OUR_NUMBER))
