@@ -40,6 +40,15 @@ class InboundWhatsApp:
     via: str = "webhook"
 
 
+_OUTBOUND_STATUSES = frozenset({"accepted", "queued", "sending", "sent", "delivered", "read",
+                                "undelivered", "failed", "canceled"})
+
+
+def is_status_callback(form: Mapping[str, str]) -> bool:
+    """A delivery report about a message *we* sent (same URL configured for both by mistake)."""
+    return (form.get("MessageStatus") or form.get("SmsStatus") or "") in _OUTBOUND_STATUSES
+
+
 def from_webhook(form: Mapping[str, str]) -> InboundWhatsApp:
     """Read Twilio's Messaging webhook parameters (InvalidPayload when they make no sense)."""
     sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""

@@ -23,7 +23,12 @@ from connectors.twilio import rest
 from connectors.twilio.checkpoint import checkpoint_key, read_checkpoint, save_checkpoint
 from connectors.twilio.config import TwilioConfig
 from connectors.twilio.media import MediaFetcher
-from connectors.twilio.messaging import InboundWhatsApp, from_webhook, to_envelope
+from connectors.twilio.messaging import (
+    InboundWhatsApp,
+    from_webhook,
+    is_status_callback,
+    to_envelope,
+)
 from connectors.twilio.webhook import (
     empty_twiml,
     forbidden,
@@ -99,6 +104,10 @@ def install(hub: ConnectorHub) -> None:
             form = await signed_form(request, config)
         except SignatureError as exc:
             return forbidden(request, exc, "whatsapp")
+        if is_status_callback(form):
+            log.info("event=whatsapp_status_ignored sid=%s status=%s", form.get("MessageSid"),
+                     form.get("MessageStatus") or form.get("SmsStatus"))
+            return empty_twiml()
         try:
             message = from_webhook(form)
         except InvalidPayload as exc:

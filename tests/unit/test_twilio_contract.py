@@ -10,7 +10,12 @@ from twilio.request_validator import RequestValidator
 
 from connectors.twilio.config import BusinessHours, TwilioConfig
 from connectors.twilio.media import allowed
-from connectors.twilio.messaging import from_webhook, is_inbound_whatsapp, to_envelope
+from connectors.twilio.messaging import (
+    from_webhook,
+    is_inbound_whatsapp,
+    is_status_callback,
+    to_envelope,
+)
 from connectors.twilio.voicemail import is_open, recording_envelope
 from connectors.twilio.webhook import verify
 from pipeline.errors import InvalidPayload, SignatureError
@@ -125,3 +130,10 @@ def test_shared_key_sha256_signature() -> None:
 ])
 def test_allowed_media_types(ctype: str, ok: bool) -> None:
     assert allowed(ctype, TwilioConfig().media_allowed_types) is ok
+
+
+def test_delivery_reports_are_not_customer_messages() -> None:
+    assert is_status_callback({"MessageSid": "SM9", "MessageStatus": "delivered",
+                               "SmsStatus": "delivered"})
+    assert not is_status_callback({"MessageSid": "SM9", "SmsStatus": "received",
+                                   "Body": "Bonjour"})
