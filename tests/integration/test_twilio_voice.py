@@ -93,6 +93,12 @@ async def test_recording_callback_produces_voicemail_with_audio(settings, kafka_
         callback = local_path(twiml.find("Record").get("recordingStatusCallback"))
         status, _, _ = await post_signed(hub, callback, recording_form("CA0002", "RE0002", url,
                                                                        duration=6))
+        # <Record> ends: Twilio asks its action what to do next → hang up.
+        action = local_path(twiml.find("Record").get("action"))
+        after, hang_up, _ = await post_signed(hub, action, {
+            **call_form("CA0002"), "RecordingUrl": url, "RecordingDuration": "6",
+            "Digits": "hangup"})
+        assert after == 200 and "<Hangup" in hang_up
         # Twilio then tells us the call completed: it has a recording, nothing more to do.
         done, _, _ = await post_signed(hub, "/twilio/voice/status", {
             **call_form("CA0002"), "CallStatus": "completed", "CallDuration": "14"})
