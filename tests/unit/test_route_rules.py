@@ -6,8 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.envelope import (Attachment, AttachmentKind, CaseLink, Channel, Envelope, Identity,
-                               Reference, Sender)
+from pipeline.envelope import (
+    Attachment,
+    AttachmentKind,
+    CaseLink,
+    Channel,
+    Envelope,
+    Identity,
+    Reference,
+    Sender,
+)
 from pipeline.errors import ConfigError
 from pipeline.route.core import follow_case, route_case
 from pipeline.route.rules import load_rules, parse_rules
@@ -133,5 +141,5 @@ def test_error_names_the_line_of_the_problem():
     text = RULES.replace("queue: night", "queue: Night Shift")
     with pytest.raises(ConfigError) as err:
         parse_rules(text, "routing.yaml")
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "Night Shift" in l)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "Night Shift" in row)
     assert f"routing.yaml:{line} rules.1.queue" in str(err.value)
