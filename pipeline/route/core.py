@@ -55,7 +55,7 @@ def keyword_hit(keyword: str, text: MessageText, tolerance: float) -> str | None
         if len(wanted) >= 8:
             found = fuzz.partial_ratio_alignment(wanted, text.folded, score_cutoff=tolerance)
             if found is not None:
-                return text.folded[found.dest_start:found.dest_end]
+                return text.folded[found.dest_start:found.dest_end].strip()
         return None
     if wanted in text.tokens:
         return wanted

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.envelope import Channel, Envelope, Identity, Sender
+from pipeline.route.commands import replay
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +110,12 @@ async def test_messages_become_cases_in_agent_queues(settings, kafka_io, pipelin
     atelier = await kafka_io.read("queue.atelier", count=1)
     assert atelier[0].value["source_id"] == "m4"
     assert atelier[0].value["routing"]["rule"] == "bugs"
+
+    # A lead replays the recent cases with the original file: only the MH38 case routed by
+    # the edited rules would move back from atelier to tech.
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(RULES)
+    report = await replay(settings, str(candidate), hours=24, limit=1000)
+    assert report.cases == 3  # m1's case, the VAT case, m4's case (m2 follows m1's case)
+    assert dict(report.moved) == {("atelier", "tech"): 1}
+    assert "1 would change queue" in report.lines()[0]
