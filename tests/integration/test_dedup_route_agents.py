@@ -86,8 +86,10 @@ async def test_messages_become_cases_in_agent_queues(settings, kafka_io, pipelin
     vat_case = cases[3][2]
     await kafka_io.produce("cases.events", [(case_id, json.dumps({
         "case_id": case_id, "account_id": "acct-martin", "event": "closed"}).encode())
-        for case_id in (order_case, vat_case)])
+        for case_id in (order_case, vat_case)] + [(vat_case, b'{"event": "closed"}')])
     worker.wait_for(f"event=case_event_applied case_id={vat_case}")
+    dead = await kafka_io.read("pipeline.deadletter", count=1)
+    assert dead[0].value["stage"] == "dedup" and "account_id" in dead[0].value["error"]
 
     # A lead saves a broken file: refused, last good rules stay.
     rules_path.write_text(RULES.replace("queue: tech\n    priority: high\n    take_in_charge: 4h",
