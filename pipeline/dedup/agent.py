@@ -85,7 +85,12 @@ def register(ctx: StageContext) -> None:
 
     async def apply_events(stream: StreamT) -> None:
         async for event in stream.events():
-            parsed = CaseEvent.model_validate_json(event.value)
+            try:
+                parsed = CaseEvent.model_validate_json(event.value)
+            except ValidationError as exc:  # only valid events are re-keyed; be safe anyway
+                metrics.count("case_event.invalid")
+                log.warning("event=case_event_invalid error=%r", exc)
+                continue
             key = parsed.account_id
             table[key] = apply_event(_load(table.get(key)), parsed, config,
                                      ctx.now()).model_dump(mode="json")

@@ -152,9 +152,9 @@ def _by_thread(cases: AccountCases, envelope: Envelope) -> tuple[OpenCase, str] 
     tags = [envelope.thread.case_tag] if envelope.thread.case_tag else []
     tags += CASE_TAG.findall(envelope.subject or "")
     for tag in tags:
-        case = cases.find(tag.upper())
-        if case is not None:
-            return case, f"case tag {case.case_id} in the subject"
+        tagged = cases.find(tag.upper())
+        if tagged is not None:
+            return tagged, f"case tag {tagged.case_id} in the subject"
     return None
 
 

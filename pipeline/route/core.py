@@ -147,11 +147,11 @@ def explain_match(when: When, envelope: Envelope, text: MessageText, category: s
         ("deprioritised", when.deprioritised,
          bool(envelope.case and envelope.case.deprioritised)),
     )
-    for name, wanted, actual in flags:
+    for flag, wanted, present in flags:
         if wanted is not None:
-            if wanted != actual:
+            if wanted != present:
                 return None
-            why.append(f"{name} is {str(actual).lower()}")
+            why.append(f"{flag} is {str(present).lower()}")
     if when.business_hours is not None:
         calendar_name, calendar = rules.calendar_of(queue)
         open_now = calendar.is_open(envelope.received_at)

@@ -17,7 +17,7 @@ from pipeline.envelope import (
     Sender,
 )
 from pipeline.errors import ConfigError
-from pipeline.route.core import follow_case, route_case
+from pipeline.route.core import MessageText, follow_case, keyword_hit, route_case
 from pipeline.route.rules import load_rules, parse_rules
 
 SHIPPED, _ = load_rules("config/routing.yaml")
@@ -143,3 +143,20 @@ def test_error_names_the_line_of_the_problem():
         parse_rules(text, "routing.yaml")
     line = next(n for n, row in enumerate(text.splitlines(), 1) if "Night Shift" in row)
     assert f"routing.yaml:{line} rules.1.queue" in str(err.value)
+
+
+@pytest.mark.parametrize(("keyword", "text", "hit"), [
+    ("prélèvement", "PRELEVEMENT refusé", "prelevement"),          # accents and capitals
+    ("prelevement", "un prélèvement en double", "prelevement"),
+    ("imprimante", "mon imprimnte est HS", "imprimnte"),           # one typo, long word
+    ("tva", "la tve est fausse", None),                            # short words: exact only
+    ("ne fonctionne plus", "ça ne fonctionne plus du tout", "ne fonctionne plus"),
+    ("ne fonctionne plus", "ça ne fonctione plus", "ne fonctione plus"),
+    ("imprim*", "les imprimantes du 2e étage", "imprimantes"),     # prefix
+    ("refund", "I want a full REFUND please", "refund"),
+    ("refund", "nothing about money here", None),
+])
+def test_keywords_ignore_accents_case_and_small_typos(keyword, text, hit):
+    env = Envelope(channel=Channel.EMAIL, source_id="k", received_at=TUESDAY_10H_PARIS,
+                   text=text)
+    assert keyword_hit(keyword, MessageText.of(env), 85) == hit
