@@ -28,6 +28,7 @@ class RulesHolder:
         self.version: str | None = None
         self.rejected: str | None = None
         self._seen_digest: str | None = None
+        self._pending_digest: str | None = None
 
     def load(self) -> RoutingRules:
         """First load: a broken file is fatal here (there are no previous rules to keep)."""
@@ -37,7 +38,11 @@ class RulesHolder:
         return self.rules
 
     def reload(self) -> bool:
-        """Read the file if its content changed; return whether new rules are in force."""
+        """Read the file; once changed content has settled, validate it and put it in force.
+
+        Returns whether new rules are in force. Called every ``reload_interval_seconds``, so
+        an edit takes effect within two intervals.
+        """
         try:
             data = self.path.read_bytes()
         except OSError as exc:
@@ -46,6 +51,12 @@ class RulesHolder:
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._seen_digest:
             return False
+        if self.rules is not None and digest != self._pending_digest:
+            # Act on a change only once the content stayed the same for one interval: an
+            # editor that writes in place may still be writing (half a file could be valid).
+            self._pending_digest = digest
+            return False
+        self._pending_digest = None
         try:
             rules = parse_rules(data.decode("utf-8", "replace"), str(self.path))
         except ConfigError as exc:

@@ -39,6 +39,7 @@ def test_edit_takes_effect_and_broken_file_keeps_last_good_rules(tmp_path, caplo
     assert holder.reload() is False, "unchanged file: nothing to do"
 
     path.write_text(GOOD.replace("queue: billing", "queue: accounting"))
+    assert holder.reload() is False, "a change waits one interval (the editor may be writing)"
     assert holder.reload() is True
     assert route_case(vat_question(), holder.rules).queue == "accounting"  # type: ignore[arg-type]
     good_version = holder.version
@@ -46,6 +47,7 @@ def test_edit_takes_effect_and_broken_file_keeps_last_good_rules(tmp_path, caplo
 
     path.write_text(GOOD.replace("queue: billing", "queue: Accounting Team"))
     with caplog.at_level(logging.WARNING):
+        assert holder.reload() is False
         assert holder.reload() is False
     assert holder.version == good_version, "last good rules stay in force"
     assert route_case(vat_question(), holder.rules).queue == "accounting"  # type: ignore[arg-type]
@@ -58,6 +60,7 @@ def test_edit_takes_effect_and_broken_file_keeps_last_good_rules(tmp_path, caplo
     assert metrics.counters["rules.rejected"] == 1, "the same broken content is reported once"
 
     path.write_text(GOOD)
+    holder.reload()
     assert holder.reload() is True
     assert "rules_rejected" not in metrics.info
     assert route_case(vat_question(), holder.rules).queue == "billing"  # type: ignore[arg-type]
@@ -68,3 +71,18 @@ def test_broken_file_at_start_is_fatal(tmp_path):
     path.write_text("rules: []\n")
     with pytest.raises(ConfigError, match="default: Field required"):
         RulesHolder(path).load()
+
+
+def test_half_written_file_is_never_put_in_force(tmp_path):
+    path = tmp_path / "routing.yaml"
+    path.write_text(GOOD)
+    holder = RulesHolder(path)
+    holder.load()
+    edited = GOOD.replace("queue: billing", "queue: accounting")
+    path.write_text(edited[: edited.index("default:")] + "default: {queue: gen")  # mid-write
+    assert holder.reload() is False
+    path.write_text(edited)  # the editor finished
+    assert holder.reload() is False
+    assert holder.rejected is None, "the half file was never validated, so never 'rejected'"
+    assert holder.reload() is True
+    assert route_case(vat_question(), holder.rules).queue == "accounting"  # type: ignore[arg-type]
