@@ -25,6 +25,7 @@ from pipeline.kafka import client_options
 from pipeline.route.core import route_case
 from pipeline.route.rules import load_rules
 from pipeline.settings import Settings
+from pipeline.tools import with_broker
 from pipeline.topics import Topic, TopicNames
 
 
@@ -194,8 +195,6 @@ async def replay(settings: Settings, path: str, hours: float, limit: int) -> Rep
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.tools import with_broker
-
     settings = with_broker(settings)
     report = asyncio.run(replay(settings, args.file, args.hours, args.limit))
     print("\n".join(report.lines()))

@@ -104,6 +104,11 @@ async def test_messages_become_cases_in_agent_queues(settings, kafka_io, pipelin
                                    "queue: Tech Team"))
     rejected = worker.wait_for("event=rules_rejected")
     assert "routing.yaml:" in rejected and ".queue: Value error" in rejected
+    metrics = await kafka_io.read("pipeline.metrics", until=lambda rs: any(
+        r.key == "route" and r.value["counters"].get("rules.rejected") for r in rs))
+    snapshot = next(r.value for r in metrics
+                    if r.key == "route" and r.value["counters"].get("rules.rejected"))
+    assert "rules.6.queue" in snapshot["info"]["rules_rejected"]  # rule 6 is "bugs"
     # Then a fixed edit: bugs now go to a new queue "atelier", created on the fly.
     save(rules_path, RULES.replace("queue: tech\n    priority: high\n    take_in_charge: 4h",
                                    "queue: atelier\n    priority: high\n"
