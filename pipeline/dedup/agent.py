@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from faust.types import StreamT
 from pydantic import ValidationError
 
-from pipeline.dedup.core import AccountCases, CaseEvent, account_key, apply_event, assign
+from pipeline.dedup.core import (
+    AccountCases,
+    CaseEvent,
+    account_key,
+    age_out,
+    apply_event,
+    assign,
+)
 from pipeline.dedup.refs import envelope_references
 from pipeline.envelope import Envelope
 from pipeline.errors import EnvelopeError
@@ -27,6 +34,8 @@ from pipeline.topics import Topic
 log = logging.getLogger(__name__)
 
 STAGE = "dedup"
+# Idle accounts are swept for aged-out cases this often (per partition).
+SWEEP_EVERY_SECONDS = 300.0
 EVENTS_BY_ACCOUNT = "dedup.case-events.by-account"
 
 
@@ -40,13 +49,36 @@ def register(ctx: StageContext) -> None:
     partitions = ctx.settings.kafka.partitions
     table = ctx.app.Table("dedup-open-cases", default=None, partitions=partitions)
 
+    last_sweep: dict[int, float] = {}
+
+    def sweep_idle_accounts(partition: int) -> None:
+        """Age out cases of accounts that wrote nothing lately (only this partition's)."""
+        now = ctx.now()
+        if now.timestamp() - last_sweep.get(partition, 0.0) < SWEEP_EVERY_SECONDS:
+            return
+        last_sweep[partition] = now.timestamp()
+        for key, value in list(table.items()):
+            if not value or value.get("partition") != partition:
+                continue
+            before = _load(value)
+            cases, gone = age_out(before, now, config)
+            if len(cases.open) + len(cases.closed) == len(before.open) + len(before.closed):
+                continue
+            metrics.count("case.aged_out", gone)
+            if cases.open or cases.closed:
+                table[key] = cases.model_dump(mode="json")
+            else:
+                del table[key]
+
     async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
+        sweep_idle_accounts(meta.partition)
         key = account_key(envelope, meta.key.decode() if meta.key is not None else None)
         cases = _load(table.get(key))
         refs = envelope_references(envelope, config.reference_patterns)
         decision = assign(cases, envelope, refs, config, ctx.now())
         link = decision.link
         if link.matched_by != "redelivery":
+            decision.cases.partition = meta.partition
             table[key] = decision.cases.model_dump(mode="json")
         metrics.count(f"case.{link.action}")
         metrics.count(f"matched_by.{link.matched_by}")

@@ -70,6 +70,9 @@ class AccountCases(BaseModel):
 
     open: list[OpenCase] = Field(default_factory=list)
     closed: list[OpenCase] = Field(default_factory=list)
+    # Partition of messages.accepted this account's records arrive on: the periodic sweep of
+    # idle accounts only rewrites entries of the partition it is processing (co-partitioned).
+    partition: int | None = None
 
     def find(self, case_id: str) -> OpenCase | None:
         return next((c for c in self.open if c.case_id == case_id), None)
@@ -137,7 +140,13 @@ def _age_out(cases: AccountCases, now: datetime, config: DedupConfig) -> tuple[A
     limit = now - timedelta(days=config.open_case_max_age_days)
     keep = [c for c in cases.open if c.last_activity >= limit]
     closed = [c for c in cases.closed if c.last_activity >= limit]
-    return AccountCases(open=keep, closed=closed), len(cases.open) - len(keep)
+    return (AccountCases(open=keep, closed=closed, partition=cases.partition),
+            len(cases.open) - len(keep))
+
+
+def age_out(cases: AccountCases, now: datetime, config: DedupConfig) -> tuple[AccountCases, int]:
+    """The account's cases without those idle longer than the window, and how many went."""
+    return _age_out(cases, now, config)
 
 
 def _by_thread(cases: AccountCases, envelope: Envelope) -> tuple[OpenCase, str] | None:

@@ -174,3 +174,12 @@ def test_unknown_sender_cases_are_kept_apart_by_record_key():
     assert account_key(chat, "sender-key") == "sender-key"
     chat.identity = ACME
     assert account_key(chat, "sender-key") == "acme"
+
+
+def test_idle_account_sweep_forgets_old_cases_and_keeps_recent_ones():
+    from pipeline.dedup.core import age_out
+    acme = Account(DedupConfig(open_case_max_age_days=7))
+    acme.send(email("m1", "Commande MH38 bloquée"))
+    recent = acme.send(email("m2", "Où configurer la TVA ?", minutes=6 * 24 * 60))
+    swept, gone = age_out(acme.cases, T0 + timedelta(days=8), acme.config)
+    assert gone == 1 and [c.case_id for c in swept.open] == [recent.case_id]
