@@ -35,7 +35,10 @@ class ReferencePattern(BaseModel):
 # Order matters: earlier kinds claim their text first, so "FAC-2026-0042" is an invoice
 # and not also read as order codes.
 DEFAULT_REFERENCE_PATTERNS: list[ReferencePattern] = [
-    ReferencePattern(kind="url", pattern=r"https?://[^\s<>\"')\]]+[^\s<>\"')\].,;:!?]"),
+    # A page: a URL with a path. A bare domain ("https://www.boulangerie-martin.fr" in every
+    # signature) would merge all of a customer's mail; restrict to your app's domain if needed.
+    ReferencePattern(kind="url",
+                     pattern=r"https?://[^\s/<>\"')\]]+/[^\s<>\"')\]]*[^\s<>\"')\].,;:!?/]"),
     ReferencePattern(kind="invoice",
                      pattern=r"\b(?:facture|invoice|fac|inv)\b\s*(?:n[°o]\.?|no\.?|#|:)?\s*"
                              r"([A-Z]{0,4}[-/]?\d[\d\-/]{3,15}\d)\b"),

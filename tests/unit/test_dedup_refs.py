@@ -23,6 +23,7 @@ def refs(text: str) -> list[tuple[str, str]]:
     ("see contract CTR-5521", [("contract", "CTR-5521")]),
     ("La page https://app.example.com/settings/vat/ plante.",
      [("url", "https://app.example.com/settings/vat")]),
+    ("Cordialement, https://www.boulangerie-martin.fr/ — https://example.com", []),
     # Nothing to see: words in capitals, short codes, years, phone numbers.
     ("Où configurer la TVA ? Format A4, MP3, en 2026, appelez le 0612345678", []),
 ])
