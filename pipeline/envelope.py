@@ -160,6 +160,13 @@ class CaseLink(_Model):
     score: float | None = None
     evidence: list[str] = Field(default_factory=list)
     deprioritised: bool = False
+    # How the message found its case: new, thread, reference, conversation, fuzzy,
+    # redelivery (the same message seen again: same case, nothing changed).
+    matched_by: str | None = None
+    opened_at: datetime | None = None
+    message_count: int = 1
+    # Other open cases of the customer when this message was handled (one question at a time).
+    other_open_cases: list[str] = Field(default_factory=list)
 
 
 class Routing(_Model):
@@ -172,6 +179,14 @@ class Routing(_Model):
     category: str | None = None
     category_reason: str | None = None
     difficulty: str | None = None
+    # Due time to resolve, from the difficulty level, in the queue calendar's business hours.
+    resolution_due_at: datetime | None = None
+    calendar: str | None = None
+    # Why the rule matched, one line per condition; which rules file (sha256 prefix) decided.
+    reasons: list[str] = Field(default_factory=list)
+    rules_version: str | None = None
+    # A message merged into an already routed case follows the case's queue (see docs).
+    follows_case: bool = False
 
 
 class StageMark(_Model):

@@ -1,0 +1,86 @@
+"""The route agent: ``cases.updates`` → ``cases.routed`` and ``queue.<name>``.
+
+A message that opens a case is classified and routed by the rules. A message merged into a
+case that was already routed follows that case: same queue, priority and due times, written
+to the case's queue as an update (``case.action = "merged"``, ``routing.follows_case``), so
+the agent handling the case sees the customer's follow-up and the case is not routed twice.
+The routing of each case is kept in the Table ``route-cases`` (key: account id, the key of
+``cases.updates``, so writes are co-partitioned with the input).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pipeline.envelope import Envelope, Routing
+from pipeline.kafka import ensure_topics
+from pipeline.route.core import follow_case, route_case
+from pipeline.route.reload import RulesHolder
+from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.topics import QUEUE_TOPIC_PREFIX, Topic, spec
+
+log = logging.getLogger(__name__)
+
+STAGE = "route"
+# Routed cases remembered per customer (for merged follow-ups); oldest forgotten first.
+CASES_PER_ACCOUNT = 200
+
+
+def register(ctx: StageContext) -> None:
+    config = ctx.settings.route
+    metrics = ctx.stage_metrics(STAGE)
+    holder = RulesHolder(config.rules_path, metrics)
+    holder.load()
+    table = ctx.app.Table("route-cases", default=None, partitions=ctx.settings.kafka.partitions)
+    queues_ready: set[str] = set()
+
+    async def ensure_queues(names: list[str]) -> None:
+        missing = [n for n in names if n not in queues_ready]
+        if missing:
+            await ensure_topics(ctx.settings.kafka,
+                                extra=[spec(f"{QUEUE_TOPIC_PREFIX}{n}") for n in missing])
+            queues_ready.update(missing)
+
+    async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
+        rules = holder.rules
+        assert rules is not None  # load() succeeded or the worker did not start
+        key = meta.key.decode() if meta.key is not None else envelope.sender_key
+        known: dict[str, dict] = dict(table.get(key) or {})  # type: ignore[type-arg]
+        case = envelope.case
+        stored = known.get(case.case_id) if case is not None else None
+        if stored is not None:
+            previous = Routing.model_validate(stored)
+            routing = previous if case and case.action == "opened" else follow_case(
+                previous, holder.version)
+            metrics.count("followed_case" if routing.follows_case else "redelivered")
+        else:
+            routing = route_case(envelope, rules, holder.version)
+            metrics.count(f"rule.{routing.rule}")
+            metrics.count(f"category.{routing.category}")
+            if case is not None:
+                known[case.case_id] = routing.model_dump(mode="json", exclude_none=True)
+                if len(known) > CASES_PER_ACCOUNT:
+                    for old in list(known)[: len(known) - CASES_PER_ACCOUNT]:
+                        del known[old]
+                table[key] = known
+        await ensure_queues([routing.queue])
+        envelope.routing = routing
+        ctx.mark(envelope, STAGE)
+        log.info("event=case_routed message_id=%s case_id=%s queue=%s rule=%s category=%s",
+                 envelope.id, case.case_id if case else None, routing.queue, routing.rule,
+                 routing.category)
+        return [Output(Topic.ROUTED, key, envelope),
+                Output(f"{QUEUE_TOPIC_PREFIX}{routing.queue}", key, envelope)]
+
+    ctx.envelope_agent(STAGE, Topic.CASE_UPDATES, handle)
+
+    @ctx.app.timer(config.reload_interval_seconds, name="route-rules-reload")
+    async def reload_rules() -> None:
+        if holder.reload() and holder.rules is not None:
+            await ensure_queues(holder.rules.queue_names())
+
+    @ctx.app.task
+    async def create_queue_topics() -> None:
+        if holder.rules is not None:
+            await ensure_queues(holder.rules.queue_names())

@@ -1,0 +1,202 @@
+"""Route: classify a case and pick its queue, priority and due times by the leads' rules.
+
+Pure functions: the rules are passed in, and every time is computed from the message's
+``received_at`` (when the customer wrote), so a replay routes exactly as the first pass did.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+
+from pipeline.envelope import Envelope, Routing
+from pipeline.route.calendar import parse_duration_hours
+from pipeline.route.rules import Outcome, RoutingRules, When
+from pipeline.textnorm import fold
+
+# Words shorter than this must be spelt right: "tva" with one typo is another word.
+MIN_FUZZY_WORD = 5
+
+
+@dataclass(frozen=True)
+class MessageText:
+    """The folded text of a message, as words and as one string."""
+
+    raw: str
+    folded: str
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> MessageText:
+        raw = envelope.full_text()
+        folded = fold(raw)
+        return cls(raw, folded, tuple(folded.split()))
+
+
+@lru_cache(maxsize=4096)
+def _folded_keyword(keyword: str) -> str:
+    return fold(keyword.rstrip("*")) + ("*" if keyword.endswith("*") else "")
+
+
+def keyword_hit(keyword: str, text: MessageText, tolerance: float) -> str | None:
+    """The words of ``text`` that match ``keyword`` (accent/case-insensitive, typo-tolerant)."""
+    wanted = _folded_keyword(keyword)
+    if not wanted or wanted == "*":
+        return None
+    if wanted.endswith("*"):
+        stem = wanted[:-1]
+        return next((t for t in text.tokens if t.startswith(stem)), None)
+    if " " in wanted:
+        if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", text.folded):
+            return wanted
+        if len(wanted) >= 8:
+            found = fuzz.partial_ratio_alignment(wanted, text.folded, score_cutoff=tolerance)
+            if found is not None:
+                return text.folded[found.dest_start:found.dest_end].strip()
+        return None
+    if wanted in text.tokens:
+        return wanted
+    if len(wanted) < MIN_FUZZY_WORD:
+        return None
+    best = process.extractOne(wanted, text.tokens, scorer=fuzz.ratio, score_cutoff=tolerance)
+    return best[0] if best else None
+
+
+def _hits(keywords: list[str], text: MessageText, tolerance: float) -> list[str]:
+    found = []
+    for keyword in keywords:
+        hit = keyword_hit(keyword, text, tolerance)
+        if hit is not None:
+            found.append(keyword if fold(keyword) == hit else f"{keyword} (as '{hit}')")
+    return found
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    reason: str
+    difficulty: str
+
+
+def classify(text: MessageText, rules: RoutingRules) -> Classification:
+    """The category with the most keyword hits (ties: the first listed), with the words."""
+    best: tuple[int, str, list[str], str | None] | None = None
+    for category in rules.categories:
+        hits = _hits(category.keywords, text, rules.keyword_tolerance)
+        if hits and (best is None or len(hits) > best[0]):
+            best = (len(hits), category.name, hits, category.difficulty)
+    if best is None:
+        return Classification(rules.default_category, "no category keyword found",
+                              rules.default_difficulty)
+    _, name, hits, difficulty = best
+    return Classification(name, "keywords: " + ", ".join(hits),
+                          difficulty or rules.default_difficulty)
+
+
+def _any(values: list[str] | None, actual: str | None) -> bool:
+    return values is None or (actual is not None
+                              and actual.casefold() in {v.casefold() for v in values})
+
+
+def explain_match(when: When, envelope: Envelope, text: MessageText, category: str,
+                  rules: RoutingRules, queue: str) -> list[str] | None:
+    """Why every condition of ``when`` holds, or ``None`` when one does not."""
+    why: list[str] = []
+    identity = envelope.identity
+    if when.channel is not None:
+        if envelope.channel not in when.channel:
+            return None
+        why.append(f"channel is {envelope.channel.value}")
+    if when.category is not None:
+        if category not in when.category:
+            return None
+        why.append(f"category is {category}")
+    if when.keywords is not None:
+        hits = _hits(when.keywords, text, rules.keyword_tolerance)
+        if not hits:
+            return None
+        why.append("keywords: " + ", ".join(hits))
+    if when.regex is not None:
+        matched = [p for p in when.regex if re.search(p, text.raw, re.IGNORECASE)]
+        if not matched:
+            return None
+        why.append("regex: " + ", ".join(matched))
+    if when.refs is not None:
+        kinds = sorted({r.kind for r in envelope.refs})
+        if when.refs is True and not kinds:
+            return None
+        if when.refs is False and kinds:
+            return None
+        if isinstance(when.refs, list) and not set(when.refs) & set(kinds):
+            return None
+        why.append(f"references: {', '.join(kinds) or 'none'}")
+    for name, values, actual in (
+            ("tier", when.tier, identity.tier if identity else None),
+            ("country", when.country, identity.country if identity else None),
+            ("language", when.language, _language(envelope))):
+        if values is not None:
+            if not _any(values, actual):
+                return None
+            why.append(f"{name} is {actual}")
+    flags = (
+        ("has_audio", when.has_audio, bool(envelope.audio_attachments)),
+        ("has_attachment", when.has_attachment, bool(envelope.attachments)),
+        ("deprioritised", when.deprioritised,
+         bool(envelope.case and envelope.case.deprioritised)),
+    )
+    for flag, wanted, present in flags:
+        if wanted is not None:
+            if wanted != present:
+                return None
+            why.append(f"{flag} is {str(present).lower()}")
+    if when.business_hours is not None:
+        calendar_name, calendar = rules.calendar_of(queue)
+        open_now = calendar.is_open(envelope.received_at)
+        if open_now != when.business_hours:
+            return None
+        why.append(f"{'within' if open_now else 'outside'} business hours ({calendar_name})")
+    return why or ["no condition (matches everything)"]
+
+
+def _language(envelope: Envelope) -> str | None:
+    if envelope.identity is not None and envelope.identity.language:
+        return envelope.identity.language
+    return next((t.language for t in envelope.transcripts if t.language), None)
+
+
+def route_case(envelope: Envelope, rules: RoutingRules, version: str | None = None) -> Routing:
+    """Category, first matching rule (else the default), queue, priority and due times."""
+    text = MessageText.of(envelope)
+    classification = classify(text, rules)
+    chosen: Outcome = rules.default
+    rule_name, why = "default", ["no rule matched"]
+    for rule in rules.rules:
+        reasons = explain_match(rule.when, envelope, text, classification.category, rules,
+                                rule.queue)
+        if reasons is not None:
+            chosen, rule_name, why = rule, rule.name, reasons
+            break
+    calendar_name, calendar = rules.calendar_of(chosen.queue)
+    difficulty = chosen.difficulty or classification.difficulty
+    start = envelope.received_at
+    take_hours = parse_duration_hours(chosen.take_in_charge, calendar.hours_per_day)
+    solve_hours = parse_duration_hours(rules.difficulties[difficulty], calendar.hours_per_day)
+    return Routing(
+        queue=chosen.queue, priority=chosen.priority, rule=rule_name,
+        sla_due_at=calendar.add_business_hours(start, take_hours),
+        resolution_due_at=calendar.add_business_hours(start, solve_hours),
+        category=classification.category, category_reason=classification.reason,
+        difficulty=difficulty, calendar=calendar_name, reasons=why, rules_version=version)
+
+
+def follow_case(previous: Routing, version: str | None) -> Routing:
+    """Routing of a message merged into an already routed case: the case's queue, SLA kept."""
+    routing = previous.model_copy(deep=True)
+    routing.follows_case = True
+    routing.reasons = [f"merged into a case already routed by rule {previous.rule}"]
+    routing.rules_version = version or previous.rules_version
+    return routing
+

@@ -1,0 +1,185 @@
+"""Dedup decisions on realistic French and English support messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pipeline.dedup.config import DedupConfig
+from pipeline.dedup.core import AccountCases, CaseEvent, apply_event, assign
+from pipeline.dedup.refs import envelope_references
+from pipeline.envelope import AppIdentity, Channel, Envelope, Identity, Sender, Thread
+
+CONFIG = DedupConfig()
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+ACME = Identity(identified=True, account_id="acme", tier="gold")
+
+
+def email(source_id: str, text: str, *, subject: str | None = None, minutes: float = 0,
+          sender: str = "claire@acme.fr", headers: dict[str, str] | None = None,
+          thread: Thread | None = None) -> Envelope:
+    return Envelope(channel=Channel.EMAIL, source_id=source_id, subject=subject, text=text,
+                    received_at=T0 + timedelta(minutes=minutes), sender=Sender(email=sender),
+                    identity=ACME, headers=headers or {"message-id": f"<{source_id}>"},
+                    thread=thread or Thread())
+
+
+def whatsapp(source_id: str, text: str, *, minutes: float, phone: str = "+33612345678") -> Envelope:
+    return Envelope(channel=Channel.WHATSAPP, source_id=source_id, text=text,
+                    received_at=T0 + timedelta(minutes=minutes),
+                    sender=Sender(phone=phone, whatsapp_id=f"whatsapp:{phone}"), identity=ACME)
+
+
+class Account:
+    """One customer's cases as the agent's table would hold them."""
+
+    def __init__(self, config: DedupConfig = CONFIG) -> None:
+        self.cases = AccountCases()
+        self.config = config
+
+    def send(self, env: Envelope, now: datetime | None = None):  # type: ignore[no-untyped-def]
+        refs = envelope_references(env, self.config.reference_patterns)
+        decision = assign(self.cases, env, refs, self.config, now or env.received_at)
+        self.cases = decision.cases
+        return decision.link
+
+
+def test_follow_up_on_the_same_order_merges_by_reference():
+    acme = Account()
+    first = acme.send(email("m1", "Bonjour, la commande MH38 est bloquée en préparation depuis "
+                            "lundi.", subject="Commande MH38 bloquée"))
+    follow = acme.send(email("m2", "toujours bloqué sur la commande MH38", minutes=180))
+    assert first.action == "opened" and not first.deprioritised
+    assert follow.action == "merged" and follow.case_id == first.case_id
+    assert follow.matched_by == "reference" and follow.score == 100.0
+    assert follow.evidence == ["shared reference order:MH38"]
+    assert follow.message_count == 2
+
+
+def test_vat_question_does_not_merge_with_a_printer_problem_and_is_deprioritised():
+    acme = Account()
+    printer = acme.send(email("m1", "Depuis la mise à jour, notre imprimante n'imprime plus les "
+                              "étiquettes d'expédition.", subject="Imprimante en panne"))
+    vat = acme.send(email("m2", "Où configurer la TVA ? Je ne trouve pas le paramètre dans les "
+                          "réglages.", subject="Question TVA", minutes=30))
+    assert vat.action == "opened" and vat.case_id != printer.case_id
+    assert vat.deprioritised, "a second question while one is open waits its turn"
+    assert vat.other_open_cases == [printer.case_id]
+    assert "one question at a time" in vat.evidence[-1]
+
+
+def test_reworded_follow_up_merges_by_fuzzy_score_with_evidence():
+    acme = Account()
+    printer = acme.send(email("m1", "Depuis la mise à jour, notre imprimante n'imprime plus les "
+                              "étiquettes d'expédition.", subject="Imprimante en panne"))
+    again = acme.send(email("m2", "L'imprimante n'imprime toujours plus les étiquettes, c'est "
+                            "urgent", minutes=240))
+    assert again.action == "merged" and again.case_id == printer.case_id
+    assert again.matched_by == "fuzzy"
+    assert again.score is not None and again.score >= CONFIG.threshold
+    assert "imprimante" in again.evidence[0]
+
+
+def test_english_messages_merge_and_distinct_subjects_stay_apart():
+    acme = Account()
+    billing = acme.send(email("e1", "I need to update the billing address on our invoices.",
+                              subject="Where do I change my billing address?"))
+    same = acme.send(email("e2", "How do I change the billing address on invoices?", minutes=60))
+    other = acme.send(email("e3", "The mobile app crashes when I open the dashboard.",
+                            minutes=90))
+    assert same.action == "merged" and same.case_id == billing.case_id
+    assert other.action == "opened" and other.case_id != billing.case_id
+
+
+def test_email_reply_joins_the_case_of_the_message_it_answers():
+    acme = Account()
+    first = acme.send(email("CAF12@mail.acme.fr", "Le module d'export ne répond plus.",
+                            subject="Export"))
+    reply = acme.send(email("re1", "Voici la capture demandée.", subject="Re: Export",
+                            minutes=600,
+                            thread=Thread(in_reply_to="<caf12@mail.acme.fr>")))
+    assert reply.action == "merged" and reply.case_id == first.case_id
+    assert reply.matched_by == "thread"
+
+
+def test_case_tag_in_the_subject_joins_the_case():
+    acme = Account()
+    first = acme.send(email("m1", "Le module d'export ne répond plus.", subject="Export"))
+    tagged = acme.send(email("m9", "Autre chose à ajouter : même souci sur le poste 2.",
+                             subject=f"Re: [{first.case_id}] Export", minutes=2000,
+                             headers={}))
+    assert tagged.case_id == first.case_id and tagged.matched_by == "thread"
+
+
+def test_whatsapp_within_the_quiet_period_continues_the_conversation():
+    acme = Account()
+    first = acme.send(whatsapp("SM1", "Bonjour, impossible de me connecter", minutes=0))
+    more = acme.send(whatsapp("SM2", "j'ai essayé avec Chrome aussi", minutes=10))
+    later = acme.send(whatsapp("SM3", "Autre sujet : je veux ajouter un utilisateur",
+                               minutes=10 + CONFIG.quiet_period_minutes + 5))
+    assert more.case_id == first.case_id and more.matched_by == "conversation"
+    assert later.action == "opened" and later.deprioritised
+
+
+def test_another_sender_on_whatsapp_does_not_continue_someone_elses_conversation():
+    acme = Account()
+    first = acme.send(whatsapp("SM1", "Bonjour, impossible de me connecter", minutes=0))
+    other = acme.send(whatsapp("SM2", "Quel est le délai de livraison ?", minutes=2,
+                               phone="+33700000000"))
+    assert other.case_id != first.case_id
+
+
+def test_redelivered_message_does_not_open_a_second_case():
+    acme = Account()
+    env = email("m1", "Commande MH38 bloquée")
+    first = acme.send(env)
+    again = acme.send(env)
+    assert again.case_id == first.case_id and again.action == "opened"
+    assert again.matched_by == "redelivery"
+    assert len(acme.cases.open) == 1
+
+
+def test_old_cases_age_out():
+    acme = Account(DedupConfig(open_case_max_age_days=7))
+    acme.send(email("m1", "Commande MH38 bloquée"))
+    later = email("m2", "Commande MH38 toujours bloquée", minutes=8 * 24 * 60)
+    link = acme.send(later)
+    assert link.action == "opened" and not link.deprioritised
+    assert len(acme.cases.open) == 1
+
+
+def test_helpdesk_close_reopen_and_manual_merge():
+    acme = Account()
+    a = acme.send(email("m1", "Commande MH38 bloquée"))
+    b = acme.send(email("m2", "Où configurer la TVA ?", minutes=5))
+    now = T0 + timedelta(hours=1)
+    merged = apply_event(acme.cases, CaseEvent(case_id=b.case_id, account_id="acme",
+                                               event="merged", into_case_id=a.case_id),
+                         CONFIG, now)
+    assert [c.case_id for c in merged.open] == [a.case_id]
+    closed = apply_event(merged, CaseEvent(case_id=a.case_id, account_id="acme",
+                                           event="closed"), CONFIG, now)
+    assert closed.open == []
+    acme.cases = closed
+    after_close = acme.send(email("m3", "Commande MH38 : encore un souci", minutes=120))
+    assert after_close.action == "opened" and after_close.case_id != a.case_id
+    reopened = apply_event(closed, CaseEvent(case_id=a.case_id, account_id="acme",
+                                             event="reopened"), CONFIG, now)
+    assert [c.case_id for c in reopened.open] == [a.case_id]
+
+
+def test_unknown_sender_cases_are_kept_apart_by_record_key():
+    from pipeline.dedup.core import account_key
+    chat = Envelope(channel=Channel.CHAT, source_id="c1", received_at=T0,
+                    sender=Sender(app_identity=AppIdentity(user_id="u1", account_id="acme")))
+    assert account_key(chat, "sender-key") == "sender-key"
+    chat.identity = ACME
+    assert account_key(chat, "sender-key") == "acme"
+
+
+def test_idle_account_sweep_forgets_old_cases_and_keeps_recent_ones():
+    from pipeline.dedup.core import age_out
+    acme = Account(DedupConfig(open_case_max_age_days=7))
+    acme.send(email("m1", "Commande MH38 bloquée"))
+    recent = acme.send(email("m2", "Où configurer la TVA ?", minutes=6 * 24 * 60))
+    swept, gone = age_out(acme.cases, T0 + timedelta(days=8), acme.config)
+    assert gone == 1 and [c.case_id for c in swept.open] == [recent.case_id]

@@ -1,0 +1,29 @@
+"""``pipeline rules check`` and ``pipeline rules test`` as a lead runs them."""
+
+from pipeline.cli import main
+
+
+def test_check_accepts_the_shipped_file(capsys):
+    assert main(["rules", "check", "config/routing.yaml"]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_check_names_the_line_of_a_mistake(tmp_path, capsys):
+    bad = tmp_path / "routing.yaml"
+    bad.write_text("rules:\n  - name: vip\n    when: {tier: [gold]}\n    queue: VIP clients\n"
+                   "default: {queue: general}\n")
+    assert main(["rules", "check", str(bad)]) == 1
+    assert f"{bad}:4 rules.0.queue" in capsys.readouterr().err
+
+
+def test_test_explains_category_rule_queue_and_due_time(capsys):
+    code = main(["rules", "test", "config/routing.yaml", "--channel", "whatsapp",
+                 "--text", "Je veux être remboursé, j'ai payé deux fois : remboursement svp",
+                 "--account", "acme", "--at", "2026-11-27T16:30:00+01:00"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "category:   refund" in out and "remboursement" in out
+    assert "rule:       refunds" in out
+    assert "queue:      billing" in out
+    # Friday 16:30 + 4 business hours → Monday 11:30 (Paris calendar).
+    assert "take in charge by: Mon 2026-11-30 11:30" in out

@@ -1,0 +1,162 @@
+"""Routing rules: categories, first match wins, default, conditions, and the shipped file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.envelope import (
+    Attachment,
+    AttachmentKind,
+    CaseLink,
+    Channel,
+    Envelope,
+    Identity,
+    Reference,
+    Sender,
+)
+from pipeline.errors import ConfigError
+from pipeline.route.core import MessageText, follow_case, keyword_hit, route_case
+from pipeline.route.rules import load_rules, parse_rules
+
+SHIPPED, _ = load_rules("config/routing.yaml")
+TUESDAY_10H_PARIS = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+SATURDAY = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+
+def message(text: str, *, channel: Channel = Channel.EMAIL, tier: str | None = None,
+            country: str | None = "FR", deprioritised: bool = False,
+            at: datetime = TUESDAY_10H_PARIS, audio: bool = False,
+            refs: list[Reference] | None = None) -> Envelope:
+    return Envelope(
+        channel=channel, source_id=text[:20], received_at=at, text=text,
+        sender=Sender(email="claire@acme.fr"),
+        identity=Identity(identified=True, account_id="acme", tier=tier, country=country),
+        case=CaseLink(case_id="C-1", action="opened", deprioritised=deprioritised),
+        attachments=[Attachment(kind=AttachmentKind.AUDIO, content_type="audio/ogg")]
+        if audio else [], refs=refs or [])
+
+
+@pytest.mark.parametrize(("text", "kw", "category", "rule", "queue"), [
+    ("Mon imprimante ne fonctionne plus depuis ce matin", {"tier": "gold"}, "bug",
+     "gold-blocked", "urgent"),
+    ("Mon imprimente ne fonctione plus", {}, "bug", "bugs", "tech"),  # typos
+    ("Je voudrais un REMBOURSEMENT, j'ai été prélevé deux fois", {}, "refund", "refunds",
+     "billing"),
+    ("Où trouver mes factures de l'an dernier ?", {}, "billing", "invoices", "billing"),
+    ("It would be nice to export to Excel (feature request)", {}, "evolution", "ideas",
+     "product"),
+    ("Bonjour, petite question rapide", {}, "other", "default", "general"),
+    ("Mon imprimante ne fonctionne plus", {"deprioritised": True}, "bug",
+     "one-question-at-a-time", "later"),
+    ("The app crashes", {"country": "CA"}, "bug", "canada", "north-america"),
+    ("Le logiciel plante", {"audio": True}, "bug", "voicemail-bugs", "tech"),
+])
+def test_shipped_rules_route_realistic_messages(text, kw, category, rule, queue):
+    routing = route_case(message(text, **kw), SHIPPED, "v1")
+    assert (routing.category, routing.rule, routing.queue) == (category, rule, queue)
+    assert routing.category_reason and routing.reasons
+    assert routing.sla_due_at is not None and routing.resolution_due_at is not None
+
+
+def test_category_reason_names_the_words_even_with_a_typo():
+    routing = route_case(message("Mon imprimente ne fonctione plus"), SHIPPED)
+    assert "ne fonctionne plus (as 'ne fonctione plus')" in routing.category_reason
+    assert "imprim*" in routing.category_reason
+
+
+RULES = """
+calendars:
+  default: {timezone: Europe/Paris, opens: "08:00", closes: "17:00"}
+categories:
+  - {name: bug, keywords: [erreur, error]}
+rules:
+  - name: order-problems
+    when: {refs: [order], regex: ['bloqu']}
+    queue: orders
+    priority: high
+    take_in_charge: 2h
+  - name: night-shift
+    when: {business_hours: false}
+    queue: night
+  - name: whatsapp-fr
+    when: {channel: whatsapp, language: fr, keywords: ["mot de passe"]}
+    queue: accounts
+default: {queue: general, take_in_charge: 4h}
+"""
+
+
+def test_first_match_wins_and_conditions_combine():
+    rules = parse_rules(RULES)
+    blocked = message("commande MH38 bloquée", refs=[Reference(kind="order", value="MH38")])
+    assert route_case(blocked, rules).rule == "order-problems"
+    no_ref = message("commande bloquée")
+    assert route_case(no_ref, rules).rule == "default"
+    weekend = message("commande MH38 bloquée", at=SATURDAY,
+                      refs=[Reference(kind="order", value="MH38")])
+    assert route_case(weekend, rules).rule == "order-problems", "earlier rule wins"
+    assert route_case(message("bonjour", at=SATURDAY), rules).queue == "night"
+    wa = message("J'ai oublié mon MOT DE PASSE", channel=Channel.WHATSAPP)
+    assert route_case(wa, rules).rule == "default", "language unknown: no match"
+    wa.identity.language = "fr"  # type: ignore[union-attr]
+    routed = route_case(wa, rules)
+    assert routed.queue == "accounts"
+    assert routed.reasons == ["channel is whatsapp", "keywords: mot de passe", "language is fr"]
+
+
+def test_sla_due_time_is_in_business_hours_of_the_queue_calendar():
+    rules = parse_rules(RULES)
+    late = message("erreur", at=datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # Tue 16:00 Paris
+    routing = route_case(late, rules)
+    assert routing.rule == "default"
+    assert routing.sla_due_at.strftime("%a %H:%M") == "Wed 11:00"  # type: ignore[union-attr]
+
+
+def test_merged_message_follows_its_case():
+    first = route_case(message("Mon imprimante ne fonctionne plus"), SHIPPED, "v1")
+    followed = follow_case(first, "v2")
+    assert followed.queue == first.queue and followed.sla_due_at == first.sla_due_at
+    assert followed.follows_case and followed.rule == first.rule
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("rules: []\n", "<rules> default: Field required"),
+    (RULES.replace("queue: night", "queue: Night Shift"), "rules.1.queue: Value error, queue"),
+    (RULES.replace("{channel: whatsapp", "{chanel: whatsapp"),
+     "rules.2.when.chanel: Extra inputs are not permitted"),
+    (RULES.replace("regex: ['bloqu']", "regex: ['bloqu(']"), "invalid regular expression"),
+    (RULES.replace("refs: [order]", "category: [billing]"), "unknown category 'billing'"),
+    (RULES.replace('opens: "08:00"', "opens: 8:00"), 'write times in quotes'),
+    (RULES.replace("take_in_charge: 2h", "take_in_charge: 2 weeks"), "not a duration"),
+    ("rules: [\n", "invalid YAML"),
+])
+def test_broken_files_are_rejected_with_line_and_problem(text, problem):
+    with pytest.raises(ConfigError) as err:
+        parse_rules(text)
+    assert problem in str(err.value)
+
+
+def test_error_names_the_line_of_the_problem():
+    text = RULES.replace("queue: night", "queue: Night Shift")
+    with pytest.raises(ConfigError) as err:
+        parse_rules(text, "routing.yaml")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "Night Shift" in row)
+    assert f"routing.yaml:{line} rules.1.queue" in str(err.value)
+
+
+@pytest.mark.parametrize(("keyword", "text", "hit"), [
+    ("prélèvement", "PRELEVEMENT refusé", "prelevement"),          # accents and capitals
+    ("prelevement", "un prélèvement en double", "prelevement"),
+    ("imprimante", "mon imprimnte est HS", "imprimnte"),           # one typo, long word
+    ("tva", "la tve est fausse", None),                            # short words: exact only
+    ("ne fonctionne plus", "ça ne fonctionne plus du tout", "ne fonctionne plus"),
+    ("ne fonctionne plus", "ça ne fonctione plus", "ne fonctione plus"),
+    ("imprim*", "les imprimantes du 2e étage", "imprimantes"),     # prefix
+    ("refund", "I want a full REFUND please", "refund"),
+    ("refund", "nothing about money here", None),
+])
+def test_keywords_ignore_accents_case_and_small_typos(keyword, text, hit):
+    env = Envelope(channel=Channel.EMAIL, source_id="k", received_at=TUESDAY_10H_PARIS,
+                   text=text)
+    assert keyword_hit(keyword, MessageText.of(env), 85) == hit
