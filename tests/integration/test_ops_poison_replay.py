@@ -89,7 +89,8 @@ async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
 
     listed = pipeline_cli("deadletter", "list")
     assert listed.returncode == 0, listed.stderr
-    assert "EnvelopeError" in listed.stdout and "1 dead-letter record(s), 0 replayed" in listed.stdout
+    assert "EnvelopeError" in listed.stdout
+    assert "1 dead-letter record(s), 0 replayed" in listed.stdout
     position = f"{dead[0].partition}:{dead[0].offset}"
 
     # The operator corrects the channel and replays that one record.
