@@ -93,7 +93,8 @@ def plan_replay(letters: Iterable[StoredDeadLetter], replayed: dict[str, Replaye
     if selection.is_empty():
         raise ConfigError("say what to replay: --all, --stage STAGE, --id MESSAGE_ID or "
                           "--at PARTITION:OFFSET")
-    todo, done = [], []
+    todo: list[StoredDeadLetter] = []
+    done: list[StoredDeadLetter] = []
     for letter in letters:
         if not selection.matches(letter):
             continue

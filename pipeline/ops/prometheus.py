@@ -101,7 +101,7 @@ class MetricsServer(mode.Service):
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr,attr-defined]
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
         log.info("event=metrics_endpoint url=http://%s:%s%s", self.config.host, self.port,
                  self.config.path)

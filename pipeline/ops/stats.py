@@ -99,8 +99,8 @@ def case_stats(values: Iterable[bytes | None], since: datetime, until: datetime)
         latest[key] = case_dimensions(routed)  # a later routing of the same case wins
     stats.cases = len(latest)
     for dims in latest.values():
-        for dim, value in dims.items():
-            stats.by[dim][value] += 1
+        for dim, label in dims.items():
+            stats.by[dim][label] += 1
     return stats
 
 

@@ -85,6 +85,7 @@ async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
     assert report.deadletters == 1 and report.replayed == 0
     assert report.lag[0].group.startswith(settings.worker.app_id)
     screen = status.render(report)
+    print(screen)
     assert "ingest" in screen and "EnvelopeError" in screen
 
     listed = pipeline_cli("deadletter", "list")
@@ -110,5 +111,6 @@ async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
     inbound = await kafka_io.read("inbound.raw", count=4, quiet=1.5)
     assert len(inbound) == 4  # three produced, one replayed
     listed = pipeline_cli("deadletter", "list")
+    print(listed.stdout)
     assert "1 dead-letter record(s), 1 replayed" in listed.stdout
     assert f"→ inbound.raw@{inbound[-1].partition}:" in listed.stdout
