@@ -9,6 +9,8 @@ Metric families (labels in braces):
   of the last 2,048 messages (``quantile`` is 0.5, 0.9, 0.99, 1).
 - ``pipeline_stage_last_error_timestamp_seconds{stage}``: when the stage last dead-lettered.
 - ``pipeline_stage_started_timestamp_seconds{stage}``: counters are cumulative since then.
+- ``pipeline_stage_info{stage, key, value}`` = 1: what the stage put in
+  ``StageMetrics.info`` (rules version, last reload result...).
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class StageCollector(Collector):
         started = GaugeMetricFamily(
             "pipeline_stage_started_timestamp_seconds",
             "Since when the stage's counters are cumulative", labels=["stage"])
+        info = GaugeMetricFamily(
+            "pipeline_stage_info", "What a stage reports about itself (value in a label)",
+            labels=["stage", "key", "value"])
         # The worker's loop mutates the metrics; a snapshot is a consistent copy of one stage.
         for stage, metrics in list(self._stages.items()):
             snap = metrics.snapshot(self._worker, metrics.started_at)
@@ -62,7 +67,9 @@ class StageCollector(Collector):
             if snap.last_error_at is not None:
                 last_error.add_metric([stage], _epoch(snap.last_error_at))
             started.add_metric([stage], _epoch(snap.started_at))
-        yield from (events, latency, last_error, started)
+            for key, value in sorted(snap.info.items()):
+                info.add_metric([stage, key, str(value)[:200]], 1)
+        yield from (events, latency, last_error, started, info)
 
 
 def _epoch(at: datetime) -> float:

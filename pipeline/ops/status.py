@@ -8,6 +8,8 @@
 - quarantine by reason: counters named ``quarantined.<reason>``, summed over stages;
 - queue depths: records held by each ``queue.<name>`` topic (end minus beginning offset);
 - dead letters: records on ``pipeline.deadletter``, and how many were replayed;
+- what each stage says about itself in ``StageMetrics.info`` (e.g. ``rules_version``,
+  ``rules_reload``), printed under the stage table;
 - directory size: live keys of the compacted ``directory.employees`` (tombstones delete).
 """
 
@@ -45,6 +47,9 @@ class StageRow:
     last_error: str | None = None
     last_error_at: datetime | None = None
     last_seen: datetime | None = None
+    # What a stage reports about itself in ``StageMetrics.info`` (rules version, last
+    # reload result...), from its most recent snapshot.
+    info: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def stage_rows(snapshots: Iterable[StageSnapshot], now: datetime,
         if latest.last_error_at and (row.last_error_at is None
                                      or latest.last_error_at > row.last_error_at):
             row.last_error, row.last_error_at = latest.last_error, latest.last_error_at
+        if row.last_seen is None or latest.at >= row.last_seen:
+            row.info = {**row.info, **latest.info}
         row.last_seen = max(filter(None, (row.last_seen, latest.at)))
         if now - latest.at > fresh_for:
             row.stale_workers += 1
@@ -212,6 +219,10 @@ def render(report: StatusReport) -> str:
             error = f"{row.last_error_at:%H:%M:%S} {' '.join(row.last_error.split())}"[:60]
         out.append(f"{row.stage:<11} {workers:>7} {row.processed:>9} {rate:>8} {p99:>8} "
                    f"{row.deadlettered:>6}  {error}")
+    for row in report.stages:
+        if row.info:
+            facts = "  ".join(f"{k}={v}" for k, v in sorted(row.info.items()))
+            out.append(f"  {row.stage}: {facts}"[:120])
     out += ["", "CONSUMER LAG"]
     if not report.lag:
         out.append("  (no committed offsets)")

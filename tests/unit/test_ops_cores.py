@@ -66,6 +66,19 @@ def test_stages_show_in_flow_order_with_their_last_error():
     assert rows[0].last_error == "EnvelopeError: channel" and rows[0].deadlettered == 1
 
 
+def test_what_a_stage_says_about_itself_is_on_the_screen_and_on_prometheus():
+    reloaded = snap("route", "w", 5, {"in": 1})
+    reloaded.info = {"rules_version": "2026-11-20.3", "rules_reload": "ok"}
+    rows = status.stage_rows([snap("route", "w", 1, {}), reloaded], T0, timedelta(seconds=30))
+    screen = status.render(status.StatusReport(at=T0, stages=rows))
+    assert "route: rules_reload=ok  rules_version=2026-11-20.3" in screen
+    metrics = {"route": StageMetrics("route", T0)}
+    metrics["route"].info["rules_version"] = "2026-11-20.3"
+    text = generate_latest(registry_for(metrics, "w")).decode()
+    assert 'pipeline_stage_info{key="rules_version",stage="route",value="2026-11-20.3"} 1.0' \
+        in text
+
+
 def test_quarantine_by_reason_sums_the_latest_snapshot_of_each_worker():
     reasons = status.quarantine_by_reason([
         snap("spamfilter", "w1", 5, {"quarantined.empty": 1}),
