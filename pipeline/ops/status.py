@@ -186,7 +186,9 @@ async def collect(settings: Settings, now: datetime) -> StatusReport:
 
             ends = {(s.topic, s.partition): s.end for s in held}
             tps = [TopicPartition(s.topic, s.partition) for s in held]
-            for group in groups:
+            # Always name the partitions: asking a group for "all its offsets" is a request
+            # the embedded broker (Tansu) answers in a form aiokafka cannot parse.
+            for group in groups if tps else []:
                 committed = await adm.list_consumer_group_offsets(group, partitions=tps)
                 for tp, meta in sorted(committed.items()):
                     if meta.offset >= 0:
