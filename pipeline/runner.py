@@ -69,8 +69,12 @@ def run_worker(settings: Settings, stages: list[str] | None, *, connectors: list
     started = time.monotonic() if started is None else started
     loop = _loop()
     loop.run_until_complete(ensure_topics(settings.kafka))
-    app, _ctx = create_app(settings, stages)
+    app, ctx = create_app(settings, stages)
     services: list[mode.Service] = []
+    if settings.metrics.enabled:
+        from pipeline.ops.prometheus import MetricsServer
+
+        services.append(MetricsServer(settings.metrics, ctx.metrics, ctx.worker_name))
     if connectors:
         services.append(ConnectorHub(settings, connectors))
     worker = PipelineWorker(

@@ -23,6 +23,7 @@ from pipeline.dedup.config import DedupConfig
 from pipeline.errors import ConfigError
 from pipeline.identify.config import IdentifyConfig
 from pipeline.ingest.config import IngestConfig
+from pipeline.ops.config import MetricsConfig
 from pipeline.route.config import RouteConfig
 from pipeline.spamfilter.config import SpamfilterConfig
 from pipeline.transcribe.config import TranscribeConfig
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = Field(default_factory=BlobSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     transcribe: TranscribeConfig = Field(default_factory=TranscribeConfig)
