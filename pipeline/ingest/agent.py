@@ -46,8 +46,6 @@ def register(ctx: StageContext) -> None:
             metrics.count("dropped.source_retry")
             log.info("event=source_retry_dropped message_id=%s key=%s", envelope.id, key)
             return []
-        if first is None:
-            seen[key] = [now, meta.partition, meta.offset]
         result = normalise(envelope, config)
         env = result.envelope
         if result.overflow_text is not None:
@@ -56,6 +54,10 @@ def register(ctx: StageContext) -> None:
                 kind=AttachmentKind.DOCUMENT, content_type="text/plain; charset=utf-8",
                 size=stored_blob.size, uri=stored_blob.uri, sha256=stored_blob.sha256,
                 filename="full-text.txt"))
+        # Remember the key only once nothing can fail any more: a message dead-lettered for
+        # a transient reason (blob store down) must not be taken for a retry when replayed.
+        if first is None:
+            seen[key] = [now, meta.partition, meta.offset]
         ctx.mark(env, STAGE)
         return [Output(Topic.NORMALIZED, env.sender_key, env)]
 
