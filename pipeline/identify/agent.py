@@ -1,0 +1,58 @@
+"""The identify agent: ``messages.transcribed`` → ``messages.identified``, re-keyed by account."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from pipeline.envelope import Envelope
+from pipeline.identify.core import identify, partition_key
+from pipeline.identify.reader import DirectoryReader
+from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.topics import Topic
+
+log = logging.getLogger(__name__)
+
+STAGE = "identify"
+
+
+def register(ctx: StageContext) -> None:
+    config = ctx.settings.identify
+    metrics = ctx.stage_metrics(STAGE)
+    reader = DirectoryReader(ctx.settings.kafka, config.default_region)
+    started = asyncio.Event()
+
+    @ctx.app.task
+    async def follow_directory() -> None:
+        # Every worker reads the whole directory topic (no group): a GlobalTable equivalent
+        # we control, so a lookup can wait for changes made before the message was sent.
+        await reader.start()
+        started.set()
+        try:
+            await reader.run()
+        finally:
+            await reader.stop()
+
+    async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
+        await asyncio.wait_for(started.wait(), config.directory_timeout_seconds)
+        if config.read_your_writes:
+            # Records produced before this message are applied first (one ListOffsets
+            # request per batch of older messages; see docs/identify-spam.md).
+            since = (meta.timestamp / 1000) if meta.timestamp else None
+            await reader.catch_up(since, config.directory_timeout_seconds)
+        env = envelope.model_copy(deep=True)
+        env.identity = identify(env, reader.directory)
+        metrics.info["directory_employees"] = len(reader.directory)
+        if env.identity.identified:
+            metrics.count(f"identified.{env.identity.matched_by}")
+        elif env.identity.ambiguous:
+            metrics.count("ambiguous")
+            log.info("event=ambiguous_sender message_id=%s candidates=%s", env.id,
+                     ",".join(env.identity.candidates))
+        else:
+            metrics.count("unknown")
+        ctx.mark(env, STAGE)
+        return [Output(Topic.IDENTIFIED, partition_key(env), env)]
+
+    ctx.envelope_agent(STAGE, Topic.TRANSCRIBED, handle)
