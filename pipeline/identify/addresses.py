@@ -17,7 +17,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def normalise_email(raw: str | None) -> str | None:
-    """``"Marie Dupont" <Marie.Dupont@Example.FR>`` → ``marie.dupont@example.fr``; None if not one."""
+    """``"Marie" <Marie.Dupont@Example.FR>`` → ``marie.dupont@example.fr``; else None."""
     if not raw:
         return None
     text = raw.strip()

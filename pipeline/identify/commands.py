@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 
@@ -80,10 +81,8 @@ async def _load(settings: Settings) -> DirectoryReader:
         await reader.catch_up()
     finally:
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         await reader.stop()
     return reader
 
