@@ -117,6 +117,8 @@ def readable_text(env: Envelope) -> str:
 def check_empty(env: Envelope, policy: SpamPolicy) -> Finding | None:
     if any(_useful(a, env, policy) for a in env.attachments):
         return None
+    if any(a.uri and not a.error for a in env.audio_attachments):
+        return None  # a recording without speech is judged by silent_call / incomprehensible
     if without_greetings(readable_text(env)) or _heard(env):
         return None
     if env.attachments:
