@@ -51,7 +51,7 @@ async def quarantined(settings: Settings) -> list[tuple[str | None, Envelope]]:
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while not await _reached(consumer, ends):
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for r in records:
@@ -63,6 +63,13 @@ async def quarantined(settings: Settings) -> list[tuple[str | None, Envelope]]:
     finally:
         await consumer.stop()
     return out
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 async def release(settings: Settings, message_id: str, now: datetime) -> Envelope:

@@ -44,8 +44,9 @@ def directory() -> Directory:
 
 
 def message(channel: Channel = Channel.WHATSAPP, **sender: object) -> Envelope:
-    return Envelope(channel=channel, source_id="SM1", received_at=datetime(2026, 11, 23, tzinfo=UTC),
-                    sender=Sender(**sender), text="Où configurer la TVA ?")
+    return Envelope(channel=channel, source_id="SM1",
+                    received_at=datetime(2026, 11, 23, tzinfo=UTC), sender=Sender(**sender),
+                    text="Où configurer la TVA ?")
 
 
 @pytest.mark.parametrize("raw", [

@@ -141,7 +141,8 @@ ACCEPTED = [
         subject="Mot de passe oublié")),
     ("premium tier email, new topic", msg(Channel.EMAIL, "Comment exporter mes ventes en CSV ?",
                                           PREMIUM, subject="Export des ventes")),
-    ("email with subject only", msg(Channel.EMAIL, "", PREMIUM, subject="Facture F2024-118 erronée")),
+    ("email with subject only", msg(Channel.EMAIL, "", PREMIUM,
+                                    subject="Facture F2024-118 erronée")),
     ("greeting plus question", msg(text="Bonjour, la caisse ne s'allume plus. Merci")),
     ("voicemail with speech", msg(Channel.VOICEMAIL, attachments=[RECORDING], transcripts=[
         heard("Bonjour c'est Karim de la boulangerie Dupont, la caisse ne démarre plus")])),
