@@ -39,7 +39,7 @@ def register(ctx: StageContext) -> None:
         if config.read_your_writes:
             # Records produced before this message are applied first (one ListOffsets
             # request per batch of older messages; see docs/identify-spam.md).
-            since = (meta.timestamp / 1000) if meta.timestamp else None
+            since = meta.timestamp or None  # faust gives the record's time in seconds
             await reader.catch_up(since, config.directory_timeout_seconds)
         env = envelope.model_copy(deep=True)
         env.identity = identify(env, reader.directory)

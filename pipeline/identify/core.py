@@ -52,7 +52,7 @@ def identify(envelope: Envelope, directory: Directory) -> Identity:
     """The sender's identity, or ``identified=False`` with what was tried."""
     app = envelope.sender.app_identity
     if app is not None:
-        return _from_app_identity(app.account_id, app.user_id, app.name, directory)
+        return _from_app_identity(app.account_id, app.user_id, app.name, app.email, directory)
 
     attempts = sender_addresses(envelope.sender, directory.default_region)
     tried = [a.key for a in attempts]
@@ -85,10 +85,17 @@ def identify(envelope: Envelope, directory: Directory) -> Identity:
                      attempt.matched_by, tried)
 
 
-def _from_app_identity(account_id: str, user_id: str, name: str | None,
+def _from_app_identity(account_id: str, user_id: str, name: str | None, email: str | None,
                        directory: Directory) -> Identity:
     employee = directory.employees.get(user_id)
-    if employee is not None and employee.account.id == account_id:
+    if employee is None or employee.account.id != account_id:
+        # The app's user id need not be the directory's employee id: try the signed e-mail,
+        # within the signed account only.
+        address = normalise_email(email)
+        same_account = [o for o in directory.owners(email_key(address)) if address
+                        and o.account.id == account_id] if address else []
+        employee = same_account[0] if len(same_account) == 1 else None
+    if employee is not None:
         return _identity(employee.account, employee, "app_identity", [f"app:{user_id}"])
     # The app vouches for the account even when the user is not (yet) in "My employees".
     account = directory.accounts().get(account_id) or Account(id=account_id, tier="unknown")

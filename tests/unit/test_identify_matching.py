@@ -145,6 +145,17 @@ def test_signed_app_identity_is_trusted(directory):
         "ACC-2077", "Claire Lefèvre", "premium")
 
 
+def test_app_identity_matched_to_employee_by_signed_email_within_its_account(directory):
+    env = message(Channel.CHAT, app_identity=AppIdentity(
+        user_id="app-user-981", account_id="ACC-1042", email="Marie.Dupont@boulangerie-dupont.fr"))
+    identity = identify(env, directory)
+    assert (identity.account_id, identity.employee_id) == ("ACC-1042", "EMP-1")
+    # The same e-mail signed for another account does not borrow Marie's identity.
+    env.sender.app_identity.account_id = "ACC-3150"  # type: ignore[union-attr]
+    identity = identify(env, directory)
+    assert identity.account_id == "ACC-3150" and identity.employee_id == "app-user-981"
+
+
 def test_app_identity_of_user_not_in_directory_still_names_the_account(directory):
     env = message(Channel.CHAT, app_identity=AppIdentity(user_id="u-77", account_id="ACC-1042",
                                                          name="Nouvel employé"))
