@@ -92,8 +92,8 @@ def _from_app_identity(account_id: str, user_id: str, name: str | None, email: s
         # The app's user id need not be the directory's employee id: try the signed e-mail,
         # within the signed account only.
         address = normalise_email(email)
-        same_account = [o for o in directory.owners(email_key(address)) if address
-                        and o.account.id == account_id] if address else []
+        owners = directory.owners(email_key(address)) if address else []
+        same_account = [o for o in owners if o.account.id == account_id]
         employee = same_account[0] if len(same_account) == 1 else None
     if employee is not None:
         return _identity(employee.account, employee, "app_identity", [f"app:{user_id}"])
