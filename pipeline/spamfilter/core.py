@@ -8,10 +8,18 @@ the reason code, a sentence for the person who reviews the quarantine, and the e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.envelope import Attachment, AttachmentKind, Channel, Envelope, SpamVerdict
+from pipeline.envelope import (
+    Attachment,
+    AttachmentKind,
+    Channel,
+    Envelope,
+    SpamVerdict,
+    Transcript,
+)
 from pipeline.spamfilter.gibberish import score
 from pipeline.spamfilter.policy import QuarantineReason, SpamPolicy
 from pipeline.spamfilter.text import clean_subject, strip_quotes_and_signature, without_greetings
@@ -77,9 +85,22 @@ def check_unidentified(env: Envelope, policy: SpamPolicy) -> Finding | None:
                    f"(tried: {tried}).")
 
 
-def _heard(env: Envelope) -> list[str]:
-    """Transcript texts that contain speech."""
-    return [t.text for t in env.transcripts if t.text.strip() and not t.no_speech and not t.error]
+_PUNCTUATION = re.compile(r"[^\w\s'-]+")
+
+
+def _speech(transcript: Transcript, policy: SpamPolicy) -> bool:
+    """Whether a transcript holds speech (not silence, an error, or a known hallucination)."""
+    if transcript.no_speech or transcript.error or not transcript.text.strip():
+        return False
+    said = " ".join(_PUNCTUATION.sub(" ", transcript.text.lower()).split())
+    phrases = {" ".join(_PUNCTUATION.sub(" ", p.lower()).split())
+               for p in policy.no_speech_phrases}
+    return said not in phrases
+
+
+def _heard(env: Envelope, policy: SpamPolicy) -> list[Transcript]:
+    """Transcripts that contain speech."""
+    return [t for t in env.transcripts if _speech(t, policy)]
 
 
 def check_silent_call(env: Envelope, policy: SpamPolicy) -> Finding | None:
@@ -89,7 +110,7 @@ def check_silent_call(env: Envelope, policy: SpamPolicy) -> Finding | None:
     if not recordings:
         return Finding(R.SILENT_CALL, "silent_call.no_recording",
                        "Call without a message: no voicemail was recorded.")
-    if env.transcripts and not _heard(env) and not env.text.strip():
+    if env.transcripts and not _heard(env, policy) and not env.text.strip():
         return Finding(R.SILENT_CALL, "silent_call.no_speech",
                        "Call without a message: the voicemail contains no speech.")
     return None
@@ -103,7 +124,7 @@ def _useful(attachment: Attachment, env: Envelope, policy: SpamPolicy) -> bool:
     if attachment.kind is AttachmentKind.AUDIO:
         transcripts = [t for t in env.transcripts if t.attachment_uri in (None, attachment.uri)]
         # Not transcribed (yet): a person can still listen to it.
-        return not transcripts or any(t.text.strip() and not t.no_speech for t in transcripts)
+        return not transcripts or any(_speech(t, policy) for t in transcripts)
     return attachment.size > 0
 
 
@@ -119,7 +140,7 @@ def check_empty(env: Envelope, policy: SpamPolicy) -> Finding | None:
         return None
     if any(a.uri and not a.error for a in env.audio_attachments):
         return None  # a recording without speech is judged by silent_call / incomprehensible
-    if without_greetings(readable_text(env)) or _heard(env):
+    if without_greetings(readable_text(env)) or _heard(env, policy):
         return None
     if env.attachments:
         return Finding(R.EMPTY, "empty.no_useful_attachment",
@@ -153,7 +174,7 @@ def check_incomprehensible(env: Envelope, policy: SpamPolicy) -> Finding | None:
         text_finding = None
     if not env.transcripts:
         return None
-    heard = [t for t in env.transcripts if t.text.strip() and not t.no_speech and not t.error]
+    heard = _heard(env, policy)
     if not heard:
         return text_finding or Finding(R.INCOMPREHENSIBLE, "incomprehensible.no_speech",
                                        "The audio message contains no speech.")

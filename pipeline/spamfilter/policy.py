@@ -81,6 +81,14 @@ class SpamPolicy(_Strict):
         "out of office", "undeliverable", "delivery status notification",
         "mail delivery failed", "non remis"])
 
+    # What speech-to-text models (Whisper) write for silence or noise: a transcript made only
+    # of these counts as no speech. Compared lower-case, without punctuation.
+    no_speech_phrases: list[str] = Field(default_factory=lambda: [
+        "sous-titres réalisés par la communauté d'amara.org", "sous-titrage st' 501",
+        "sous-titrage société radio-canada", "merci d'avoir regardé cette vidéo",
+        "merci d'avoir regardé", "thank you for watching", "thanks for watching",
+        "subtitles by the amara.org community", "you"])
+
     def enabled(self, rule: QuarantineReason, channel: str, tier: str | None) -> bool:
         """Whether ``rule`` applies to a message of ``channel`` from ``tier``."""
         value = getattr(self.rules, rule.value)
