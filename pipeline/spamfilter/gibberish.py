@@ -18,6 +18,7 @@ _URL = re.compile(r"(https?://|www\.)\S+|\S+@\S+\.\S+", re.I)
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _MOJIBAKE = re.compile(r"Ã[\u0080-\u00bf]|Ã[ -¿]|â€|Â[\u00a0-\u00bf]|Ð[\u0080-\u00bf]|ï¿½|\ufffd")
 _REPEAT = re.compile(r"(.)\1{2,}")
+_SQUEEZE = re.compile(r"(.)\1+")
 
 # Rows of QWERTY and AZERTY keyboards: mashing walks along them.
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "qsdfghjklm", "wxcvbn")
@@ -30,6 +31,7 @@ were tree trees rewrite ere asdf qwerty azerty sdk http https html www mdr ptdr 
 rgpd cgv cgu sncf ttc ht tva rib siret siren kbis bjr slt cdt cdlt svp stp mrc tkt pb rdv
 dsl bcp mms sms ssl tls dns smtp imap xml json csv xlsx docx pptx jpg jpeg png gif mp3 mp4
 strengths schtroumpf rhythm rhythms crwth cwm ok okk pfff pff hmm hmmm grr brr zzz shh psst
+qq qqch qqn qqs pq pk dcp dmd jtm nvm idk smh lmk pls wsh frr ptdr mdr sdf
 """))
 
 
@@ -77,8 +79,10 @@ def word_problem(token: str) -> str | None:
         switches = sum(1 for a, b in zip(word, word[1:], strict=False)
                        if a.isdigit() != b.isdigit())
         return "random characters" if len(word) >= 9 and switches >= 5 else None
-    if word in KNOWN_WORDS or len(word) < 3:
-        return None
+    if len(word) < 3 or word in KNOWN_WORDS or _SQUEEZE.sub(r"\1", word) in KNOWN_WORDS:
+        return None  # "ptdrrr", "mdrrrr": known words with an expressive repeat
+    if token.isupper() and len(token) <= 6:
+        return None  # an acronym: CCRP, URSSAF, SIRET
     if len(set(word)) == 1:
         return "one letter repeated"
     collapsed = _REPEAT.sub(r"\1\1", word)  # "merciiii" → "mercii": expressive, not random
