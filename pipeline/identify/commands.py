@@ -46,7 +46,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     region = settings.identify.default_region
     result = read_directory_file(args.file, region)
     for problem in result.problems:
-        print(f"{args.file}:{problem.line}: skipped: {problem.message}", file=sys.stderr)
+        print(f"{problem.location(args.file)}: skipped: {problem.message}", file=sys.stderr)
     if args.dry_run:
         print(f"{len(result.employees)} employee(s) valid, {len(result.problems)} row(s) skipped")
         return 1 if result.problems else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.configfile import parse_yaml
+from pipeline.configfile import YamlDocument, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.identify.directory import Account, DirectoryEmployee
 
@@ -30,11 +31,15 @@ _SPLIT = re.compile(r"[;|]")
 
 @dataclass
 class RowProblem:
-    line: int
+    line: int  # 0 when unknown (JSON indented with tabs is read without line numbers)
     message: str
+    where: str = ""  # the item's path, e.g. accounts[2].employees[0]
+
+    def location(self, path: str) -> str:
+        return f"{path}:{self.line}" if self.line else f"{path} {self.where}"
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"line {self.line}: {self.message}" if self.line else f"{self.where}: {self.message}"
 
 
 @dataclass
@@ -116,37 +121,50 @@ def parse_csv(text: str, default_region: str = "FR") -> ImportResult:
 
 def parse_structured(text: str, path: str, default_region: str = "FR") -> ImportResult:
     """YAML or JSON (JSON is YAML): ``{accounts: [{id, name, tier, ..., employees: [...]}]}``."""
-    doc = parse_yaml(text, path)
+    try:
+        doc = parse_yaml(text, path)
+    except ConfigError:
+        if not path.lower().endswith(".json"):
+            raise
+        # Valid JSON that YAML refuses (tab indentation): read it without line numbers.
+        try:
+            doc = YamlDocument(path, json.loads(text))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: invalid JSON: {exc}") from exc
     result = ImportResult()
     accounts = doc.data.get("accounts") if isinstance(doc.data, dict) else None
     if not isinstance(accounts, list):
         raise ConfigError(f"{path}:1: expected a top-level 'accounts:' list")
     seen: dict[str, int] = {}
     for a, raw_account in enumerate(accounts):
-        account_line = doc.line_of(("accounts", a)) or 1
+        account_line = doc.line_of(("accounts", a)) or 0
+        account_where = f"accounts[{a}]"
         if not isinstance(raw_account, dict):
-            result.problems.append(RowProblem(account_line, "an account must be a mapping"))
+            result.problems.append(RowProblem(account_line, "an account must be a mapping",
+                                              account_where))
             continue
         fields = {k: v for k, v in raw_account.items() if k != "employees"}
         try:
             account = Account.model_validate(_strings(fields))
         except ValidationError as exc:
             result.problems.append(RowProblem(account_line, f"account: {_explain(exc)} "
-                                              "(its employees are skipped)"))
+                                              "(its employees are skipped)", account_where))
             continue
         for e, raw in enumerate(raw_account.get("employees") or []):
             line = doc.line_of(("accounts", a, "employees", e)) or account_line
+            where = f"{account_where}.employees[{e}]"
             if not isinstance(raw, dict):
-                result.problems.append(RowProblem(line, "an employee must be a mapping"))
+                result.problems.append(RowProblem(line, "an employee must be a mapping", where))
                 continue
             try:
                 employee = DirectoryEmployee.model_validate(
                     {**_strings(raw), "account": account.model_dump()})
             except ValidationError as exc:
-                result.problems.append(RowProblem(line, _explain(exc)))
+                result.problems.append(RowProblem(line, _explain(exc), where))
                 continue
             problem = _check(employee, default_region, line, seen)
             if problem:
+                problem.where = where
                 result.problems.append(problem)
                 continue
             seen[employee.id] = line

@@ -74,6 +74,16 @@ def test_json_loads_with_lines(tmp_path):
     assert len(result.problems) == 1 and result.problems[0].line > 1
 
 
+def test_json_indented_with_tabs_loads_and_names_the_item(tmp_path):
+    path = tmp_path / "employees.json"
+    path.write_text(json.dumps({"accounts": [{"id": "ACC-3", "employees": [
+        {"id": "E1", "phones": ["+44 20 7946 0958"]}, {"id": "E2", "phones": ["12"]}]}]},
+        indent="\t"))
+    result = read_directory_file(path)
+    assert [e.id for e in result.employees] == ["E1"]
+    assert result.problems[0].location(str(path)).endswith("accounts[0].employees[1]")
+
+
 def test_unknown_format_and_missing_header_are_errors(tmp_path):
     (tmp_path / "x.txt").write_text("Marie marie@dupont.fr")
     with pytest.raises(ConfigError, match="unknown directory format"):
