@@ -10,6 +10,7 @@ import sys
 
 from pipeline.errors import ConfigError
 from pipeline.identify.addresses import canonical
+from pipeline.identify.directory import DirectoryEmployee
 from pipeline.identify.importfile import read_directory_file
 from pipeline.identify.reader import DirectoryReader
 from pipeline.kafka import AckedProducer, ensure_topics
@@ -51,26 +52,28 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(result.employees)} employee(s) valid, {len(result.problems)} row(s) skipped")
         return 1 if result.problems else 0
     settings = _with_broker(settings)
-    upserts, deletes = asyncio.run(_publish(settings, result.employees, args.prune))
-    print(f"{upserts} employee(s) published, {deletes} deleted, "
+    upserts, unchanged, deletes = asyncio.run(_publish(settings, result.employees, args.prune))
+    print(f"{upserts} employee(s) published, {unchanged} unchanged, {deletes} deleted, "
           f"{len(result.problems)} row(s) skipped")
     return 1 if result.problems else 0
 
 
-async def _publish(settings: Settings, employees: list, prune: bool) -> tuple[int, int]:  # type: ignore[type-arg]
+async def _publish(settings: Settings, employees: list[DirectoryEmployee],
+                   prune: bool) -> tuple[int, int, int]:
+    """Publish what changed (upserts), and with ``prune`` tombstones for the missing."""
     await ensure_topics(settings.kafka)
-    gone: list[str] = []
-    if prune:
-        current = await _load(settings)
-        keep = {e.id for e in employees}
-        gone = sorted(set(current.directory.employees) - keep)
+    current = (await _load(settings)).directory.employees
+    # Only changes go to the topic: re-importing the same file every night costs nothing
+    # downstream and keeps the compacted topic's history readable.
+    changed = [e for e in employees if current.get(e.id) != e]
+    gone = sorted(set(current) - {e.id for e in employees}) if prune else []
     async with AckedProducer(settings.kafka, linger_ms=5) as producer:
-        for employee in employees:
+        for employee in changed:
             await producer.send(Topic.DIRECTORY, employee.id,
                                 employee.model_dump_json(exclude_none=True).encode())
         for employee_id in gone:
             await producer.send(Topic.DIRECTORY, employee_id, None)
-    return len(employees), len(gone)
+    return len(changed), len(employees) - len(changed), len(gone)
 
 
 async def _load(settings: Settings) -> DirectoryReader:

@@ -152,7 +152,7 @@ async def test_identify_and_quarantine_on_the_real_broker(settings, kafka_io, pi
     # The unreadable phone is reported with its line and skipped; the rest loads.
     assert imported.returncode == 1, imported.stderr
     assert f"{directory}:15: skipped: employee EMP-BAD" in imported.stderr
-    assert "5 employee(s) published, 0 deleted, 1 row(s) skipped" in imported.stdout
+    assert "5 employee(s) published, 0 unchanged, 0 deleted, 1 row(s) skipped" in imported.stdout
 
     pipeline_process(["worker", "--stages", "identify,spamfilter"], settings)
     await kafka_io.produce("messages.transcribed",
@@ -190,7 +190,8 @@ async def test_identify_and_quarantine_on_the_real_broker(settings, kafka_io, pi
     # The directory changes while the worker runs: the next messages see it.
     directory.write_text(DIRECTORY_V2)
     pruned = pipeline_cli(["directory", "import", "--prune", str(directory)], settings)
-    assert "5 employee(s) published, 1 deleted" in pruned.stdout, pruned.stderr
+    # Only the change is published: one new employee, one tombstone.
+    assert "1 employee(s) published, 4 unchanged, 1 deleted" in pruned.stdout, pruned.stderr
     later = [whatsapp("wa-now-known", "+33600000001", "Bonjour, ma caisse ne démarre plus"),
              whatsapp("wa-pruned", "+33781223344", "La caisse 2 affiche une erreur 0x1F")]
     await kafka_io.produce("messages.transcribed", [(e.sender_key, e.to_bytes()) for e in later])
