@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
+from pipeline.errors import PipelineError, StageError
 from pipeline.identify.core import identify, partition_key
 from pipeline.identify.reader import DirectoryReader
 from pipeline.stage import Output, RecordMeta, StageContext
@@ -22,13 +23,21 @@ def register(ctx: StageContext) -> None:
     metrics = ctx.stage_metrics(STAGE)
     reader = DirectoryReader(ctx.settings.kafka, config.default_region)
     started = asyncio.Event()
+    failure: list[BaseException] = []
 
     @ctx.app.task
     async def follow_directory() -> None:
         # Every worker reads the whole directory topic (no group): a GlobalTable equivalent
         # we control, so a lookup can wait for changes made before the message was sent.
-        await reader.start()
+        try:
+            await reader.start()
+        except PipelineError as exc:
+            log.error("event=directory_unavailable error=%s", exc)
+            failure.append(exc)
+            started.set()
+            return
         started.set()
+        log.info("event=directory_following topic=%s", reader.topic)
         try:
             await reader.run()
         finally:
@@ -36,6 +45,11 @@ def register(ctx: StageContext) -> None:
 
     async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
         await asyncio.wait_for(started.wait(), config.directory_timeout_seconds)
+        if failure:
+            # Dead-lettered with the reason (replayable once the directory is back).
+            raise StageError(f"employee directory unavailable: {failure[0]}", stage=STAGE,
+                             message_id=envelope.id, topic=meta.topic,
+                             partition=meta.partition, offset=meta.offset)
         if config.read_your_writes:
             # Records produced before this message are applied first (one ListOffsets
             # request per batch of older messages; see docs/identify-spam.md).
