@@ -98,12 +98,13 @@ def _from_app_identity(account_id: str, user_id: str, name: str | None, email: s
     if employee is not None:
         return _identity(employee.account, employee, "app_identity", [f"app:{user_id}"])
     # The app vouches for the account even when the user is not (yet) in "My employees".
-    account = directory.accounts().get(account_id) or Account(id=account_id, tier="unknown")
-    identity = _identity(account, None, "app_identity", [f"app:{user_id}"])
+    known = directory.account(account_id)
+    identity = _identity(known or Account(id=account_id), None, "app_identity",
+                         [f"app:{user_id}"])
     identity.employee_id = user_id
     identity.employee_name = name
-    if account_id not in directory.accounts():
-        identity.tier = None
+    if known is None:
+        identity.tier = None  # an account not in the directory: its tier is not known
     return identity
 
 

@@ -85,11 +85,17 @@ class Directory:
     default_region: str = "FR"
     employees: dict[str, DirectoryEmployee] = field(default_factory=dict)
     _index: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _by_account: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def apply(self, employee_id: str, employee: DirectoryEmployee | None) -> None:
         """Upsert (or delete, for ``None``) one employee and re-index its addresses."""
         old = self.employees.pop(employee_id, None)
         if old is not None:
+            members = self._by_account.get(old.account.id)
+            if members is not None:
+                members.discard(employee_id)
+                if not members:
+                    del self._by_account[old.account.id]
             for key in old.addresses(self.default_region):
                 ids = self._index.get(key)
                 if ids is not None:
@@ -99,6 +105,7 @@ class Directory:
         if employee is None:
             return
         self.employees[employee_id] = employee
+        self._by_account[employee.account.id].add(employee_id)
         for key in employee.addresses(self.default_region):
             self._index[key].add(employee_id)
 
@@ -114,8 +121,10 @@ class Directory:
         """Employees that registered this canonical address, in a stable order."""
         return [self.employees[i] for i in sorted(self._index.get(address_key, ()))]
 
-    def accounts(self) -> dict[str, Account]:
-        return {e.account.id: e.account for e in self.employees.values()}
+    def account(self, account_id: str) -> Account | None:
+        """The account as its employees' records describe it (None: no employee registered)."""
+        members = self._by_account.get(account_id)
+        return self.employees[min(members)].account if members else None
 
     def __len__(self) -> int:
         return len(self.employees)

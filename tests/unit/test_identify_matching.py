@@ -137,6 +137,22 @@ def test_second_address_resolves_the_ambiguity_of_the_first(directory):
     assert identity.identified and identity.account_id == "ACC-1042"
 
 
+def test_address_shared_inside_one_account_names_the_account_not_an_employee(directory):
+    # The shop's landline, registered for two employees of the same customer.
+    for employee_id in ("EMP-1", "EMP-2"):
+        directory.apply(employee_id, directory.employees[employee_id].model_copy(
+            update={"phones": ["01 45 00 00 00"]}))
+    identity = identify(message(Channel.VOICEMAIL, phone="+33145000000"), directory)
+    assert identity.identified and identity.account_id == "ACC-1042"
+    assert identity.employee_id is None
+
+
+def test_app_identity_of_unknown_account_has_no_tier(directory):
+    env = message(Channel.CHAT, app_identity=AppIdentity(user_id="u-1", account_id="ACC-NEW"))
+    identity = identify(env, directory)
+    assert identity.identified and identity.account_id == "ACC-NEW" and identity.tier is None
+
+
 def test_signed_app_identity_is_trusted(directory):
     env = message(Channel.CHAT, app_identity=AppIdentity(user_id="EMP-3", account_id="ACC-2077"))
     identity = identify(env, directory)
