@@ -7,12 +7,15 @@ Resolution for one message: ``rules`` (defaults) < ``channels.<channel>`` <
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.configfile import load_yaml, parse_yaml, validate
+
+log = logging.getLogger(__name__)
 
 
 class QuarantineReason(StrEnum):
@@ -66,12 +69,15 @@ class SpamPolicy(_Strict):
         incomprehensible=True, email_policy=True))
     # Tiers not listed (and unidentified senders) get this.
     default_email_support: bool = False
-    channels: dict[str, RuleSwitches] = Field(default_factory=dict)
-    tiers: dict[str, TierPolicy] = Field(default_factory=dict)
+    # Built-in defaults match the shipped config/spam.yaml.
+    channels: dict[str, RuleSwitches] = Field(default_factory=lambda: {
+        "chat": RuleSwitches(unidentified=False)})
+    tiers: dict[str, TierPolicy] = Field(default_factory=lambda: {
+        "standard": TierPolicy(email_support=False), "premium": TierPolicy(email_support=True)})
     thresholds: Thresholds = Field(default_factory=Thresholds)
     # Lower-case substrings that make an e-mail a lost-password request (always let through).
     lost_password_phrases: list[str] = Field(default_factory=lambda: [
-        "mot de passe", "mdp", "password", "identifiant oublié", "login", "reset"])
+        "mot de passe", "mdp", "password", "identifiant oublié", "reset"])
     # Local parts of automatic senders.
     automatic_senders: list[str] = Field(default_factory=lambda: [
         "mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"])
@@ -108,8 +114,19 @@ class SpamPolicy(_Strict):
         return self.default_email_support
 
 
+DEFAULT_POLICY_PATH = "config/spam.yaml"
+
+
 def load_policy(path: str | Path) -> SpamPolicy:
-    """Read and validate the policy file; errors name the file and line."""
+    """Read and validate the policy file; errors name the file and line.
+
+    Only the default path may be missing (a worker started outside the repository): the
+    built-in defaults, identical to the shipped file, apply. A path someone configured must
+    exist.
+    """
+    if str(path) == DEFAULT_POLICY_PATH and not Path(path).exists():
+        log.warning("event=spam_policy_default path=%s missing: built-in policy applies", path)
+        return SpamPolicy()
     return validate(SpamPolicy, load_yaml(path))
 
 

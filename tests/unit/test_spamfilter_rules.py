@@ -200,6 +200,16 @@ tiers:
     assert not judge(standard_email, policy).quarantined  # email_support: true for standard
 
 
+def test_built_in_policy_equals_the_shipped_file(tmp_path, monkeypatch):
+    from pipeline.spamfilter.policy import SpamPolicy
+
+    assert SpamPolicy() == POLICY
+    monkeypatch.chdir(tmp_path)  # no config/ here: the default path falls back
+    assert load_policy("config/spam.yaml") == POLICY
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_policy(tmp_path / "custom-spam.yaml")
+
+
 def test_broken_policy_names_file_and_line(tmp_path):
     path = tmp_path / "spam.yaml"
     path.write_text("rules:\n  empty: true\ntiers:\n  premium:\n    email_suport: true\n")
