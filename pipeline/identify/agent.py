@@ -1,0 +1,72 @@
+"""The identify agent: ``messages.transcribed`` → ``messages.identified``, re-keyed by account."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from pipeline.envelope import Envelope
+from pipeline.errors import PipelineError, StageError
+from pipeline.identify.core import identify, partition_key
+from pipeline.identify.reader import DirectoryReader
+from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.topics import Topic
+
+log = logging.getLogger(__name__)
+
+STAGE = "identify"
+
+
+def register(ctx: StageContext) -> None:
+    config = ctx.settings.identify
+    metrics = ctx.stage_metrics(STAGE)
+    reader = DirectoryReader(ctx.settings.kafka, config.default_region)
+    started = asyncio.Event()
+    failure: list[BaseException] = []
+
+    @ctx.app.task
+    async def follow_directory() -> None:
+        # Every worker reads the whole directory topic (no group): a GlobalTable equivalent
+        # we control, so a lookup can wait for changes made before the message was sent.
+        try:
+            await reader.start()
+        except PipelineError as exc:
+            log.error("event=directory_unavailable error=%s", exc)
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        log.info("event=directory_following topic=%s", reader.topic)
+        try:
+            await reader.run()
+        finally:
+            await reader.stop()
+
+    async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
+        await asyncio.wait_for(started.wait(), config.directory_timeout_seconds)
+        if failure:
+            # Dead-lettered with the reason (replayable once the directory is back).
+            raise StageError(f"employee directory unavailable: {failure[0]}", stage=STAGE,
+                             message_id=envelope.id, topic=meta.topic,
+                             partition=meta.partition, offset=meta.offset)
+        if config.read_your_writes:
+            # Records produced before this message are applied first (one ListOffsets
+            # request per batch of older messages; see docs/identify-spam.md).
+            since = meta.timestamp or None  # faust gives the record's time in seconds
+            await reader.catch_up(since, config.directory_timeout_seconds)
+        env = envelope.model_copy(deep=True)
+        env.identity = identify(env, reader.directory)
+        metrics.info["directory_employees"] = len(reader.directory)
+        if env.identity.identified:
+            metrics.count(f"identified.{env.identity.matched_by}")
+        elif env.identity.ambiguous:
+            metrics.count("ambiguous")
+            log.info("event=ambiguous_sender message_id=%s candidates=%s", env.id,
+                     ",".join(env.identity.candidates))
+        else:
+            metrics.count("unknown")
+        ctx.mark(env, STAGE)
+        return [Output(Topic.IDENTIFIED, partition_key(env), env)]
+
+    ctx.envelope_agent(STAGE, Topic.TRANSCRIBED, handle)
