@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from pipeline.blobstore import BlobStore
+from pipeline.faust_app import PipelineApp
 from pipeline.settings import Settings
 from pipeline.stage import Clock, Output, StageContext, utcnow
 from pipeline.stages import load_stage, resolve_stages
@@ -72,7 +73,8 @@ def create_app(settings: Settings, stages: list[str] | None = None,
                *, clock: Clock = utcnow) -> tuple[faust.App, StageContext]:
     """A faust app running ``stages`` (all installed ones by default)."""
     chosen = resolve_stages(stages)
-    app = faust.App(app_id(settings, chosen, resolve_stages(None)), **faust_options(settings))
+    app = PipelineApp(app_id(settings, chosen, resolve_stages(None)),
+                      fetch_max_wait_ms=settings.worker.fetch_max_wait_ms, **faust_options(settings))
     ctx = StageContext(app, settings, BlobStore(settings.blobs.url),
                        worker_name=f"{socket.gethostname()}", clock=clock)
     for name in chosen:

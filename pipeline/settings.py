@@ -62,6 +62,8 @@ class WorkerSettings(BaseModel):
     table_store: str = "memory://"
     data_dir: str = "var/worker"
     batch_size: int = Field(500, ge=1)
+    # How long a consumer fetch waits for records (faust hard-codes 1500 ms; see faust_app.py).
+    fetch_max_wait_ms: int = Field(100, ge=0, le=5000)
     batch_within_seconds: float = Field(0.05, gt=0)
     producer_linger_ms: int = Field(10, ge=0)
     producer_max_batch_bytes: int = Field(262_144, gt=0)

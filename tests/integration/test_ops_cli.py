@@ -25,9 +25,9 @@ def routed_case(n: int, case_id: str, category: str | None, country: str | None)
     return json.dumps(value).encode()
 
 
-async def test_status_and_stats_read_the_topics(settings, kafka_io, pipeline_cli):
+async def test_status_and_stats_read_the_topics(settings, kafka_io, operator_cli):
     await kafka_io.create_topics()
-    empty = pipeline_cli("status")
+    empty = operator_cli("status")
     assert empty.returncode == 0, empty.stderr
     assert "no stage has published metrics yet" in empty.stdout
     assert "0 employees" in empty.stdout and "(no queues)" in empty.stdout
@@ -44,12 +44,12 @@ async def test_status_and_stats_read_the_topics(settings, kafka_io, pipeline_cli
         ("acme", routed_case(4, "C-3", None, None)),
     ])
 
-    screen = pipeline_cli("status")
+    screen = operator_cli("status")
     assert screen.returncode == 0, screen.stderr
     assert "2 employees" in screen.stdout  # emp-1 was deleted by its tombstone
     assert "billing" in screen.stdout and "      3" in screen.stdout
 
-    result = pipeline_cli("stats", "--since", "7d", "--json")
+    result = operator_cli("stats", "--since", "7d", "--json")
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["cases"] == 3
@@ -57,5 +57,5 @@ async def test_status_and_stats_read_the_topics(settings, kafka_io, pipeline_cli
     assert figures["by"]["country"] == {"FR": 1, "BE": 1, "unknown": 1}
     assert figures["by"]["channel"] == {"chat": 3}
 
-    bad = pipeline_cli("stats", "--since", "last week")
+    bad = operator_cli("stats", "--since", "last week")
     assert bad.returncode == 1 and "e.g. 7d" in bad.stderr

@@ -39,7 +39,7 @@ async def wait_for(check, timeout: float = 60.0):  # type: ignore[no-untyped-def
 
 
 async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
-        settings, kafka_io, pipeline_process, pipeline_cli, tmp_path):
+        settings, kafka_io, pipeline_process, operator_cli, tmp_path):
     await kafka_io.create_topics()
     before, after = chat_envelope(1), chat_envelope(41)  # same user: same partition, in order
     assert before.sender_key == after.sender_key
@@ -88,7 +88,7 @@ async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
     print(screen)
     assert "ingest" in screen and "EnvelopeError" in screen
 
-    listed = pipeline_cli("deadletter", "list")
+    listed = operator_cli("deadletter", "list")
     assert listed.returncode == 0, listed.stderr
     assert "EnvelopeError" in listed.stdout
     assert "1 dead-letter record(s), 0 replayed" in listed.stdout
@@ -98,19 +98,19 @@ async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
     poison["channel"] = "chat"
     fixed = tmp_path / "fixed.json"
     fixed.write_text(json.dumps(poison))
-    replayed = pipeline_cli("deadletter", "replay", "--at", position, "--value-file", str(fixed))
+    replayed = operator_cli("deadletter", "replay", "--at", position, "--value-file", str(fixed))
     assert replayed.returncode == 0, replayed.stderr
     assert "1 replayed" in replayed.stdout
     out = await kafka_io.read("messages.normalized", count=3, quiet=1.0)
     assert [r.value["id"] for r in out] == [before.id, after.id, chat_envelope(81).id]
 
     # A second replay, even of everything, re-injects nothing.
-    again = pipeline_cli("deadletter", "replay", "--all")
+    again = operator_cli("deadletter", "replay", "--all")
     assert again.returncode == 0, again.stderr
     assert "0 replayed, 1 already replayed before" in again.stdout
     inbound = await kafka_io.read("inbound.raw", count=4, quiet=1.5)
     assert len(inbound) == 4  # three produced, one replayed
-    listed = pipeline_cli("deadletter", "list")
+    listed = operator_cli("deadletter", "list")
     print(listed.stdout)
     assert "1 dead-letter record(s), 1 replayed" in listed.stdout
     assert f"→ inbound.raw@{inbound[-1].partition}:" in listed.stdout
