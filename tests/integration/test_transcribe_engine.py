@@ -1,0 +1,69 @@
+"""Real recordings through the real Whisper model (bundled base, CPU int8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.envelope import Attachment, AttachmentKind
+from pipeline.transcribe import core
+from pipeline.transcribe.config import TranscribeConfig
+from pipeline.transcribe.engine import Transcriber
+from pipeline.transcribe.errors import AudioTooLong, CorruptAudio, EmptyAudio
+from tests.fixtures.audio import ORDER_CODE, digits, normalise_words
+
+pytestmark = pytest.mark.slow
+
+VOICE_NOTE = Attachment(kind=AttachmentKind.AUDIO, content_type="audio/ogg", uri="file:///x")
+
+
+@pytest.mark.parametrize("clip", ["late_order_wav", "late_order_ogg"])
+def test_french_voice_message_keeps_order_code_and_key_words(transcriber, audio_clips, clip):
+    recognition = transcriber.transcribe_bytes(audio_clips.bytes(clip))
+    transcript = core.summarise(recognition, VOICE_NOTE, "bundled:base")
+
+    words = normalise_words(transcript.text)
+    assert "commande" in words and "facture" in words, transcript.text
+    assert ORDER_CODE in digits(transcript.text), transcript.text
+    assert transcript.language == "fr"
+    assert transcript.language_probability and transcript.language_probability > 0.5
+    assert not transcript.no_speech
+    assert 3.0 < (transcript.duration_s or 0) < 10.0
+    assert transcript.confidence is not None and 0.0 < transcript.confidence <= 1.0
+
+
+def test_silence_is_no_speech_not_hallucinated_text(transcriber, audio_clips):
+    recognition = transcriber.transcribe_bytes(audio_clips.bytes("silence_wav"))
+    transcript = core.summarise(recognition, VOICE_NOTE, "bundled:base")
+
+    assert transcript.no_speech
+    assert transcript.text == ""
+    assert transcript.duration_s == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"", EmptyAudio),
+    (None, CorruptAudio),  # the corrupt fixture
+    (b"%PDF-1.7 not a recording at all" * 20, CorruptAudio),
+])
+def test_unusable_audio_is_flagged_with_a_reason_not_raised_blindly(transcriber, audio_clips,
+                                                                      data, error):
+    payload = audio_clips.bytes("corrupt_ogg") if data is None else data
+    with pytest.raises(error) as caught:
+        transcriber.transcribe_bytes(payload)
+    assert caught.value.describe().startswith(error.code)
+
+
+def test_recording_over_the_maximum_is_refused_before_inference(transcriber, audio_clips):
+    short_limit = Transcriber(transcriber.config.model_copy(update={"max_audio_seconds": 2.0}))
+    short_limit._model = transcriber.load()  # same loaded model: no second load
+    with pytest.raises(AudioTooLong, match="> 2 s"):
+        short_limit.transcribe_bytes(audio_clips.bytes("late_order_wav"))
+
+
+def test_language_list_restricts_detection(transcriber, audio_clips):
+    config: TranscribeConfig = transcriber.config.model_copy(update={"languages": ["en", "fr"]})
+    restricted = Transcriber(config)
+    restricted._model = transcriber.load()
+    recognition = restricted.transcribe_bytes(audio_clips.bytes("late_order_ogg"))
+    assert recognition.language == "fr"
+    assert "commande" in normalise_words(" ".join(s.text for s in recognition.segments))
