@@ -145,8 +145,9 @@ def register(ctx: StageContext) -> None:
         # A batch of at most `concurrency` recordings is transcribed at once; each result is
         # sent as soon as it is ready, and faust acknowledges the batch after the loop body,
         # i.e. after every output was queued (committed once flushed): at-least-once.
-        async for events in stream.take_events(config.concurrency,
-                                               within=ctx.settings.worker.batch_within_seconds):
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            config.concurrency, within=ctx.settings.worker.batch_within_seconds)
+        async for events in batches:
             async def run(event: EventT) -> None:
                 started = time.perf_counter()
                 for output in await process(event):

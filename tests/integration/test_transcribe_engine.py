@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pipeline.envelope import Attachment, AttachmentKind
@@ -67,3 +69,25 @@ def test_language_list_restricts_detection(transcriber, audio_clips):
     recognition = restricted.transcribe_bytes(audio_clips.bytes("late_order_ogg"))
     assert recognition.language == "fr"
     assert "commande" in normalise_words(" ".join(s.text for s in recognition.segments))
+
+
+async def test_transcription_leaves_the_event_loop_free(transcriber, audio_clips):
+    """While a recording is transcribed the loop keeps running (heartbeats, text messages)."""
+    ticks = 0
+    done = False
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        recognition = await transcriber.transcribe(audio_clips.bytes("late_order_ogg"))
+    finally:
+        done = True
+        await beating
+    assert recognition.segments
+    # A blocked loop would tick once or twice; a free one ticks every 10 ms for seconds.
+    assert ticks >= 20, ticks
