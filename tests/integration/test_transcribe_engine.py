@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
 
 from pipeline.envelope import Attachment, AttachmentKind
-from pipeline.transcribe import core
+from pipeline.transcribe import audio, core
 from pipeline.transcribe.config import TranscribeConfig
 from pipeline.transcribe.engine import Transcriber
-from pipeline.transcribe.errors import AudioTooLong, CorruptAudio, EmptyAudio
+from pipeline.transcribe.errors import AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedAudio
 from tests.fixtures.audio import ORDER_CODE, digits, normalise_words
 
 pytestmark = pytest.mark.slow
@@ -91,3 +92,28 @@ async def test_transcription_leaves_the_event_loop_free(transcriber, audio_clips
     assert recognition.segments
     # A blocked loop would tick once or twice; a free one ticks every 10 ms for seconds.
     assert ticks >= 20, ticks
+
+
+@pytest.mark.parametrize("suffix, codec", [
+    (".mp3", ["-c:a", "libmp3lame"]),  # Twilio recordings
+    (".m4a", ["-c:a", "aac"]),  # iPhone voice memos attached to e-mails
+    (".wav", ["-ac", "2", "-ar", "44100"]),  # stereo 44.1 kHz: resampled to 16 kHz mono
+])
+def test_other_recording_formats_decode_to_16khz_mono(audio_clips, tmp_path, suffix, codec):
+    converted = tmp_path / f"late-order{suffix}"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(audio_clips.late_order_wav),
+                    *codec, str(converted)], check=True, capture_output=True, timeout=60)
+    wav_seconds = audio.decode(audio_clips.bytes("late_order_wav"), 60).size / audio.SAMPLE_RATE
+    samples = audio.decode(converted.read_bytes(), 60)
+    assert samples.ndim == 1 and samples.dtype.name == "float32"
+    assert samples.size / audio.SAMPLE_RATE == pytest.approx(wav_seconds, abs=0.1)
+    assert 0.05 < float(abs(samples).max()) <= 1.0  # speech, not silence or clipping garbage
+
+
+def test_a_file_without_audio_stream_is_unsupported(tmp_path):
+    picture = tmp_path / "screenshot.png"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=blue:s=32x32:d=1", "-frames:v", "1", str(picture)],
+                   check=True, capture_output=True, timeout=60)
+    with pytest.raises(UnsupportedAudio, match="no audio stream"):
+        audio.decode(picture.read_bytes(), 60)
