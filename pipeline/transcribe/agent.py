@@ -80,8 +80,10 @@ def register(ctx: StageContext) -> None:
             return [Output(Topic.TRANSCRIBE_AUDIO, key, envelope)]
         missing = [core.unavailable_transcript(a, config.model)
                    for a in core.unavailable_audio(envelope)]
-        env = core.with_transcripts(envelope, missing) if missing else envelope
-        metrics.count("attachment_unavailable", len(missing))
+        env = envelope
+        if missing:
+            env = core.with_transcripts(envelope, missing)
+            metrics.count("attachment_unavailable", len(missing))
         metrics.count("passed_through")
         ctx.mark(env, STAGE)
         return [Output(Topic.TRANSCRIBED, key, env)]

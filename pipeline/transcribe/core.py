@@ -42,7 +42,13 @@ def pending_audio(envelope: Envelope) -> list[Attachment]:
     transcribed twice and keeps one transcript per attachment.
     """
     done = {t.attachment_uri for t in envelope.transcripts}
-    return [a for a in envelope.audio_attachments if a.uri and a.uri not in done]
+    pending: dict[str, Attachment] = {}
+    for attachment in envelope.audio_attachments:
+        # The blob store is content-addressed: the same file attached twice has one URI
+        # and gets one transcript.
+        if attachment.uri and attachment.uri not in done:
+            pending.setdefault(attachment.uri, attachment)
+    return list(pending.values())
 
 
 def unavailable_audio(envelope: Envelope) -> list[Attachment]:

@@ -45,7 +45,7 @@ async def test_voice_note_is_transcribed_and_text_behind_it_is_not_held_up(
         (text.sender_key, text.to_bytes()),
         (broken.sender_key, broken.to_bytes()),
     ])
-    pipeline_process(["worker", "--stages", "transcribe"], settings)
+    worker = pipeline_process(["worker", "--stages", "transcribe"], settings)
 
     out = await kafka_io.read("messages.transcribed", count=3, timeout=120, quiet=1.0)
     by_id = {r.value["source_id"]: r for r in out}
@@ -75,3 +75,6 @@ async def test_voice_note_is_transcribed_and_text_behind_it_is_not_held_up(
 
     dead = await kafka_io.read("pipeline.deadletter", timeout=1.0)
     assert dead == []
+    # One model load for the worker, on CPU int8 (no GPU here), whatever the number of notes.
+    assert worker.output().count("event=model_loaded") == 1
+    assert "device=cpu compute_type=int8" in worker.wait_for("event=model_loaded")

@@ -41,6 +41,13 @@ def test_only_untranscribed_stored_audio_waits_for_a_transcriber(envelope, needs
     assert core.needs_transcriber(envelope) is needs
 
 
+def test_the_same_recording_attached_twice_is_transcribed_once():
+    envelope = message(audio("file:///blobs/ab/abc"), audio("file:///blobs/ab/abc"),
+                       audio("file:///blobs/cd/cde"))
+    assert [a.uri for a in core.pending_audio(envelope)] == ["file:///blobs/ab/abc",
+                                                             "file:///blobs/cd/cde"]
+
+
 def test_audio_the_connector_could_not_store_gets_an_error_transcript():
     envelope = message(audio(None, error="Twilio media download failed: 404"))
     [missing] = core.unavailable_audio(envelope)
