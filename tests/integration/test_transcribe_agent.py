@@ -31,7 +31,9 @@ def voice_note(blobs: BlobStore, data: bytes) -> Attachment:
 async def test_voice_note_is_transcribed_and_text_behind_it_is_not_held_up(
         settings, kafka_io, pipeline_process, audio_clips, whisper_cache_dir):
     settings = settings.model_copy(update={"transcribe": settings.transcribe.model_copy(
-        update={"model_cache_dir": str(whisper_cache_dir), "cpu_threads": 2, "device": "cpu"})})
+        # concurrency 2: the voice note and the broken one are transcribed side by side.
+        update={"model_cache_dir": str(whisper_cache_dir), "cpu_threads": 1, "device": "cpu",
+                "concurrency": 2})})
     await kafka_io.create_topics()
     blobs = BlobStore(settings.blobs.url)
     voice = whatsapp("SMvoice1", audio=voice_note(blobs, audio_clips.bytes("long_voice_note_ogg")))
