@@ -18,6 +18,9 @@ class Topic(StrEnum):
     INBOUND_RAW = "inbound.raw"
     NORMALIZED = "messages.normalized"
     TRANSCRIBED = "messages.transcribed"
+    # Internal to the transcribe stage: messages with audio wait here for a transcriber, so
+    # text-only messages of the same sender never queue behind a long recording.
+    TRANSCRIBE_AUDIO = "transcribe.audio"
     IDENTIFIED = "messages.identified"
     SPAM = "messages.spam"
     ACCEPTED = "messages.accepted"
@@ -51,6 +54,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.INBOUND_RAW, "channel:sender", "what a connector received, as an envelope"),
     TopicSpec(Topic.NORMALIZED, "channel:sender", "validated, normalised, source retries dropped"),
     TopicSpec(Topic.TRANSCRIBED, "channel:sender", "audio attachments carry a transcript"),
+    TopicSpec(Topic.TRANSCRIBE_AUDIO, "channel:sender",
+              "internal: messages with audio waiting for a transcriber"),
     TopicSpec(Topic.IDENTIFIED, "account id (or sender)", "identity attached, or identified=false"),
     TopicSpec(Topic.SPAM, "account id (or sender)", "quarantined, with reason and rule"),
     TopicSpec(Topic.ACCEPTED, "account id", "passed the spam filter"),
