@@ -80,7 +80,7 @@ def wrong_charset() -> bytes:
             "Content-Type: text/plain; charset=iso-8859-1\r\n"
             "Content-Transfer-Encoding: 8bit\r\n\r\n"
             "La caisse est bloquée, impossible d'encaisser. Très urgent !\r\n"
-            ).encode("utf-8")
+            ).encode()
 
 
 def unknown_charset() -> bytes:
@@ -125,7 +125,7 @@ def auto_reply() -> bytes:
 
 def malformed() -> bytes:
     """No header at all: binary junk a broken relay dropped into the mailbox."""
-    return b"\x00\x01\x02\xff\xfe garbage without any header\r\n\x89\x90\x91\r\n"
+    return b"\x01\x02\xff\xfe garbage without any header\r\n\x89\x90\x91\r\n"
 
 
 def oversized(size: int) -> bytes:

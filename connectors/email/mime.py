@@ -148,10 +148,15 @@ def _header(msg: Message, name: str) -> str | None:
         if raw is None:
             return None
         text = str(raw)
+    text = " ".join(_clean(text).split())
+    return text or None
+
+
+def _clean(text: str) -> str:
+    """Undo the parser's surrogate escapes (raw 8-bit bytes in a header) by decoding them."""
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         text, _ = decode_text(text.encode("utf-8", "surrogateescape"), None)
-    text = " ".join(text.split())
-    return text or None
+    return text
 
 
 def _addresses(msg: Message, name: str) -> list[tuple[str | None, str]]:
@@ -159,7 +164,8 @@ def _addresses(msg: Message, name: str) -> list[tuple[str | None, str]]:
         header = msg.get(name)
         if header is None:
             return []
-        found = [(a.display_name or None, a.addr_spec) for a in header.addresses if a.addr_spec]
+        found = [(_clean(a.display_name) or None, _clean(a.addr_spec))
+                 for a in header.addresses if a.addr_spec]
         if found:
             return found
     except Exception:
@@ -254,7 +260,7 @@ def _filename(part: Message) -> str | None:
         name = part.get_filename()
     except Exception:
         return None
-    return " ".join(name.split()) if name else None
+    return " ".join(_clean(name).split()) if name else None
 
 
 def _codec(charset: str | None) -> str | None:

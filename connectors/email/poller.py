@@ -143,6 +143,7 @@ class EmailPoller(mode.Service):
             parsed = parse_email(message.raw, max_attachment_bytes=self.config.max_attachment_bytes,
                                  headers_only=message.headers_only)
             envelope = await self._envelope(parsed, message, folder, uidvalidity)
+            envelope.to_bytes()  # a value that cannot be serialised is a dead letter, not a loop
         except BlobStoreError:
             raise
         except Exception as exc:  # MalformedEmail, or a parser bug: never stop the mailbox

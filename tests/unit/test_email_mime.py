@@ -68,10 +68,12 @@ def test_encoded_headers_are_decoded():
     parsed = parse_email(samples.latin1(), max_attachment_bytes=LIMIT)
     assert parsed.subject == "Problème de facture"
     assert parsed.from_name == "Renée Lévêque"
+    raw_utf8 = parse_email(samples.wrong_charset(), max_attachment_bytes=LIMIT)
+    assert (raw_utf8.from_name, raw_utf8.subject) == ("Chloé", "Caisse bloquée")
 
 
 def test_decode_text_falls_back_without_crashing():
-    assert decode_text("déjà".encode("utf-8"), "utf-8") == ("déjà", None)
+    assert decode_text("déjà".encode(), "utf-8") == ("déjà", None)
     text, note = decode_text("déjà".encode("cp1252"), "utf-8")
     assert text == "déjà" and "cp1252" in (note or "")
     text, _ = decode_text(b"\x81\x8d\x8f", "utf-8")  # undefined in cp1252: latin-1 takes it
