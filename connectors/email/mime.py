@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.policy import default as default_policy
+from typing import Any
 
 import html2text
 
@@ -161,7 +162,7 @@ def _clean(text: str) -> str:
 
 def _addresses(msg: Message, name: str) -> list[tuple[str | None, str]]:
     try:
-        header = msg.get(name)
+        header: Any = msg.get(name)  # an AddressHeader under the modern policy
         if header is None:
             return []
         found = [(_clean(a.display_name) or None, _clean(a.addr_spec))
@@ -177,8 +178,8 @@ def _addresses(msg: Message, name: str) -> list[tuple[str | None, str]]:
 
 def _date(msg: Message) -> datetime | None:
     try:
-        header = msg.get("date")
-        value = header.datetime if header is not None else None  # type: ignore[union-attr]
+        header: Any = msg.get("date")  # a DateHeader under the modern policy
+        value = header.datetime if header is not None else None
     except Exception:
         value = None
     if value is None:
@@ -197,8 +198,10 @@ def _walk(part: Message, parsed: ParsedEmail, plain: list[str], html: list[str],
           limit: int) -> None:
     content_type = part.get_content_type()
     if part.is_multipart() and content_type != "message/rfc822":
-        for child in part.iter_parts() if isinstance(part, EmailMessage) else part.get_payload():
-            _walk(child, parsed, plain, html, limit)
+        children: Any = part.iter_parts() if isinstance(part, EmailMessage) else part.get_payload()
+        for child in children:
+            if isinstance(child, Message):
+                _walk(child, parsed, plain, html, limit)
         return
     try:
         disposition = part.get_content_disposition()
