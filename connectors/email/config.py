@@ -15,6 +15,8 @@ class EmailConfig(BaseModel):
     port: int = Field(993, ge=1, le=65535)
     # tls: IMAPS (993); starttls: upgrade a plain connection (143); plain: tests only.
     security: Literal["tls", "starttls", "plain"] = "tls"
+    # A CA bundle to trust instead of the system's (a private CA, a test certificate).
+    tls_ca_file: str | None = None
     username: str = ""
     password: SecretStr = SecretStr("")
     # The mailboxes to poll; each is checkpointed on its own (UIDVALIDITY + last UID).

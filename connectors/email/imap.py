@@ -56,7 +56,7 @@ class Mailbox:
         """Connect, log in, select the folder; return its UIDVALIDITY."""
         c = self.config
         with _translated(f"connect to {c.host}:{c.port}"):
-            context = ssl.create_default_context()
+            context = ssl.create_default_context(cafile=c.tls_ca_file)
             client = IMAPClient(c.host, c.port, ssl=c.security == "tls",
                                 ssl_context=context if c.security == "tls" else None,
                                 timeout=c.connect_timeout_seconds)

@@ -28,12 +28,13 @@ FLAG = "$SupportIngested"
 
 
 def email_settings(settings: Settings, dovecot, user: str, **overrides) -> Settings:
-    config = EmailConfig(
+    values = dict(
         enabled=True, host=dovecot.host, port=dovecot.port, security="plain", username=user,
         password=PASSWORD, use_idle=True,
         # Long enough that only IDLE can explain a message arriving within the test's wait.
         poll_interval_seconds=600, idle_renew_seconds=600,
-        reconnect_min_seconds=0.2, reconnect_max_seconds=2, **overrides)
+        reconnect_min_seconds=0.2, reconnect_max_seconds=2)
+    config = EmailConfig(**{**values, **overrides})
     return settings.model_copy(update={"email": config})
 
 
@@ -256,3 +257,23 @@ async def test_uidvalidity_change_rescans_with_stable_ids(settings, kafka_io, do
     assert ids[message_id("email", "<reply@boulangerie-martin.fr>")] == 2
     assert ids[message_id("email", "<plain-3@boulangerie-martin.fr>")] == 1
     assert {r.value["id"] for r in first} <= set(ids)
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+async def test_tls_and_starttls_verify_the_server_certificate(settings, kafka_io, dovecot,
+                                                              mailbox_user, security):
+    await kafka_io.create_topics()
+    conf = email_settings(settings, dovecot, mailbox_user, security=security,
+                          port=dovecot.tls_port if security == "tls" else dovecot.port,
+                          tls_ca_file=str(dovecot.ca_file))
+    append(dovecot, mailbox_user, "INBOX", [samples.latin1()])
+    hub = ConnectorHub(conf, ["email"])
+    await hub.start()
+    try:
+        raw = await kafka_io.read("inbound.raw", count=1, timeout=60)
+    finally:
+        await hub.stop()
+    assert raw[0].value["source_id"] == "<latin1@fromagerie.fr>"
+    logins = [line for line in dovecot.log().splitlines()
+              if "Login:" in line and f"user=<{mailbox_user}>" in line]
+    assert any(", TLS," in line for line in logins)  # the test itself appends in plain
