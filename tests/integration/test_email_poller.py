@@ -277,3 +277,25 @@ async def test_tls_and_starttls_verify_the_server_certificate(settings, kafka_io
     logins = [line for line in dovecot.log().splitlines()
               if "Login:" in line and f"user=<{mailbox_user}>" in line]
     assert any(", TLS," in line for line in logins)  # the test itself appends in plain
+
+
+async def test_polling_mode_reconnects_after_the_server_drops_the_connection(
+        settings, kafka_io, dovecot, mailbox_user):
+    await kafka_io.create_topics()
+    conf = email_settings(settings, dovecot, mailbox_user, use_idle=False,
+                          poll_interval_seconds=0.3)
+    append(dovecot, mailbox_user, "INBOX", [samples.plain(1)])
+    hub = ConnectorHub(conf, ["email"])
+    await hub.start()
+    try:
+        await kafka_io.read("inbound.raw", count=1, timeout=60)
+        # The server kicks the connector's session (restart, failover, idle timeout).
+        kicked = await asyncio.to_thread(dovecot.kick, mailbox_user)
+        assert kicked
+        await asyncio.to_thread(append, dovecot, mailbox_user, "INBOX", [samples.plain(2)])
+        raw = await kafka_io.read("inbound.raw", count=2, timeout=60, quiet=1.0)
+    finally:
+        await hub.stop()
+    assert sorted(r.value["source_id"] for r in raw) == [
+        "<plain-1@boulangerie-martin.fr>", "<plain-2@boulangerie-martin.fr>"]
+    assert dovecot.log().count(f"Login: user=<{mailbox_user}>") >= 3  # connector twice + test
