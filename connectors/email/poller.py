@@ -27,6 +27,8 @@ from connectors.hub import ConnectorHub
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Attachment, Envelope
 from pipeline.errors import BlobStoreError, BrokerError
+from pipeline.kafka import ensure_topics
+from pipeline.settings import Settings
 from pipeline.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,22 @@ STAGE = "connector.email"
 
 def install(hub: ConnectorHub) -> None:
     hub.add_service(EmailPoller(hub, hub.settings.email))
+
+
+async def reconcile(settings: Settings) -> int:
+    """``pipeline connector email --reconcile``: one catch-up pass over every folder from its
+    checkpoint (same order of work, same checkpoints), then exit; no IDLE, no waiting."""
+    await ensure_topics(settings.kafka)
+    hub = ConnectorHub(settings, [])
+    await hub.producer.start()
+    try:
+        poller = EmailPoller(hub, settings.email)
+        await poller.catch_up()
+    finally:
+        await hub.producer.stop()
+    print(f"email: {poller.published} published, {poller.dead_lettered} dead-lettered "
+          f"from {', '.join(settings.email.folders)}")
+    return 0
 
 
 class EmailPoller(mode.Service):
@@ -81,6 +99,17 @@ class EmailPoller(mode.Service):
             if not self._checkpoints_read:
                 self.checkpoints = await read_checkpoints(self.hub.settings.kafka)
                 self._checkpoints_read = True
+
+    async def catch_up(self) -> None:
+        """Take what is new in every folder once, then return (errors propagate)."""
+        await self._load_checkpoints()
+        for folder in self.config.folders:
+            mailbox = Mailbox(self.config, folder)
+            try:
+                uidvalidity = await asyncio.to_thread(mailbox.connect)
+                await self._take_new(mailbox, uidvalidity)
+            finally:
+                await asyncio.to_thread(mailbox.close)
 
     async def _watch(self, folder: str) -> None:
         delay = self.config.reconnect_min_seconds

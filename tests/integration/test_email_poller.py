@@ -13,7 +13,7 @@ import collections
 import pytest
 
 from connectors.email.config import EmailConfig
-from connectors.email.poller import EmailPoller
+from connectors.email.poller import EmailPoller, reconcile
 from connectors.hub import ConnectorHub
 from pipeline.blobstore import BlobStore
 from pipeline.envelope import message_id
@@ -299,3 +299,15 @@ async def test_polling_mode_reconnects_after_the_server_drops_the_connection(
     assert sorted(r.value["source_id"] for r in raw) == [
         "<plain-1@boulangerie-martin.fr>", "<plain-2@boulangerie-martin.fr>"]
     assert dovecot.log().count(f"Login: user=<{mailbox_user}>") >= 3  # connector twice + test
+
+
+async def test_reconcile_catches_up_once_then_has_nothing_to_do(settings, kafka_io, dovecot,
+                                                                mailbox_user, capsys):
+    conf = email_settings(settings, dovecot, mailbox_user, after_publish="none")
+    append(dovecot, mailbox_user, "INBOX", [samples.plain(1), samples.malformed()])
+    assert await reconcile(conf) == 0
+    assert "1 published, 1 dead-lettered" in capsys.readouterr().out
+    assert await reconcile(conf) == 0  # the checkpoint says both were taken
+    assert "0 published, 0 dead-lettered" in capsys.readouterr().out
+    raw = await kafka_io.read("inbound.raw", count=1, quiet=1.0)
+    assert [r.value["source_id"] for r in raw] == ["<plain-1@boulangerie-martin.fr>"]
