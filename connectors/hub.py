@@ -110,6 +110,10 @@ class ConnectorHub(mode.Service):
         # Stop taking requests first, then flush the producer: nothing acknowledged is lost.
         if self._runner is not None:
             await self._runner.cleanup()
+        # Pollers finish the message in hand (publish, then acknowledge upstream) while the
+        # producer still runs; mode would otherwise stop them only after on_stop.
+        for poller in self._pollers:
+            await poller.stop()
         await self.producer.stop()
         log.info("event=connectors_stopped")
 

@@ -206,6 +206,10 @@ class Envelope(_Model):
     received_at: datetime
     sender: Sender = Field(default_factory=Sender)
     text: str = ""
+    # Email: what the reply quoted (earlier thread) and the sender's signature, split off
+    # ``text`` so matching reads only the new words; kept, never dropped.
+    quoted_text: str | None = None
+    signature: str | None = None
     subject: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
     thread: Thread = Field(default_factory=Thread)
