@@ -120,45 +120,48 @@ class StageContext:
         key = meta.key.decode("utf-8", "replace") if meta.key is not None else None
         return Output(Topic.DEADLETTER, key, record)
 
+    async def process_event(self, stage: str, source: Topic | str, event: EventT,
+                            handle: EnvelopeHandler, *, in_counter: str = "in") -> None:
+        """Decode one record, handle it, queue its outputs (or its dead letter); count and time."""
+        metrics = self.stage_metrics(stage)
+        started = time.perf_counter()
+        message = event.message
+        meta = RecordMeta(source, message.partition, message.offset, message.key,
+                          message.timestamp)
+        value: bytes | None = event.value
+        metrics.count(in_counter)
+        envelope: Envelope | None = None
+        try:
+            envelope = decode_envelope(value)
+            outputs = await handle(envelope, meta)
+        except Exception as exc:  # any failure is a dead letter, never a crashed worker
+            msg_id = envelope.id if envelope is not None else None
+            log.warning("event=dead_letter stage=%s message_id=%s topic=%s partition=%s "
+                        "offset=%s error=%r", stage, msg_id, meta.topic, meta.partition,
+                        meta.offset, exc)
+            metrics.count("deadletter")
+            metrics.error(f"{type(exc).__name__}: {exc}"[:300], self.now())
+            outputs = [self.dead_letter(stage, exc, meta, value, msg_id)]
+        for output in outputs:
+            self.send_soon(output)
+            metrics.count(f"out.{output.topic}")
+        metrics.observe_latency(time.perf_counter() - started)
+
     def envelope_agent(self, stage: str, source: Topic | str, handle: EnvelopeHandler,
                        *, concurrency: int = 1, name: str | None = None) -> faust.types.AgentT:
         """Run ``handle`` on every envelope of ``source``; errors go to the dead-letter topic."""
-        metrics = self.stage_metrics(stage)
+        self.stage_metrics(stage)
         conf = self.settings.worker
-
-        async def process(stream: StreamT, event: EventT) -> None:
-            # take_events() leaves faust's "current event" at the batch's last event; tables
-            # write their changelog to the current event's partition, so point it at this one.
-            stream._set_current_event(event)  # type: ignore[attr-defined]
-            started = time.perf_counter()
-            message = event.message
-            meta = RecordMeta(source, message.partition, message.offset, message.key,
-                              message.timestamp)
-            value: bytes | None = event.value
-            metrics.count("in")
-            envelope: Envelope | None = None
-            try:
-                envelope = decode_envelope(value)
-                outputs = await handle(envelope, meta)
-            except Exception as exc:  # any failure is a dead letter, never a crashed worker
-                msg_id = envelope.id if envelope is not None else None
-                log.warning("event=dead_letter stage=%s message_id=%s topic=%s partition=%s "
-                            "offset=%s error=%r", stage, msg_id, meta.topic, meta.partition,
-                            meta.offset, exc)
-                metrics.count("deadletter")
-                metrics.error(f"{type(exc).__name__}: {exc}"[:300], self.now())
-                outputs = [self.dead_letter(stage, exc, meta, value, msg_id)]
-            for output in outputs:
-                self.send_soon(output)
-                metrics.count(f"out.{output.topic}")
-            metrics.observe_latency(time.perf_counter() - started)
 
         async def agent(stream: StreamT) -> None:
             batches = stream.take_events(  # type: ignore[attr-defined]
                 conf.batch_size, within=conf.batch_within_seconds)
             async for events in batches:
                 for event in events:
-                    await process(stream, event)
+                    # take_events() leaves faust's "current event" at the batch's last event;
+                    # tables write their changelog to the current event's partition.
+                    stream._set_current_event(event)  # type: ignore[attr-defined]
+                    await self.process_event(stage, source, event, handle)
 
         return self.app.agent(self.topic(source), name=name or f"{stage}",
                               concurrency=concurrency)(agent)

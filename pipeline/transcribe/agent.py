@@ -26,11 +26,11 @@ import time
 from collections.abc import Sequence
 
 import mode
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from pipeline.envelope import Attachment, Envelope, Transcript
 from pipeline.errors import BlobStoreError
-from pipeline.stage import Output, RecordMeta, StageContext, decode_envelope
+from pipeline.stage import Output, RecordMeta, StageContext
 from pipeline.topics import Topic
 from pipeline.transcribe import core
 from pipeline.transcribe.engine import Transcriber
@@ -124,25 +124,6 @@ def register(ctx: StageContext) -> None:
         env = ctx.mark(core.with_transcripts(envelope, transcripts), STAGE)
         return [Output(Topic.TRANSCRIBED, _key(meta, envelope), env)]
 
-    async def process(event: EventT) -> Sequence[Output]:
-        message = event.message
-        meta = RecordMeta(Topic.TRANSCRIBE_AUDIO, message.partition, message.offset,
-                          message.key, message.timestamp)
-        value: bytes | None = event.value
-        metrics.count("in.audio")
-        envelope: Envelope | None = None
-        try:
-            envelope = decode_envelope(value)
-            return await transcribe_message(envelope, meta)
-        except Exception as exc:  # any other failure is a dead letter, never a crashed worker
-            msg_id = envelope.id if envelope is not None else None
-            log.warning("event=dead_letter stage=%s message_id=%s topic=%s partition=%s "
-                        "offset=%s error=%r", STAGE, msg_id, meta.topic, meta.partition,
-                        meta.offset, exc)
-            metrics.count("deadletter")
-            metrics.error(f"{type(exc).__name__}: {exc}"[:300], ctx.now())
-            return [ctx.dead_letter(STAGE, exc, meta, value, msg_id)]
-
     async def audio_agent(stream: StreamT) -> None:
         # A batch of at most `concurrency` recordings is transcribed at once; each result is
         # sent as soon as it is ready, and faust acknowledges the batch after the loop body,
@@ -150,14 +131,10 @@ def register(ctx: StageContext) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]
             config.concurrency, within=ctx.settings.worker.batch_within_seconds)
         async for events in batches:
-            async def run(event: EventT) -> None:
-                started = time.perf_counter()
-                for output in await process(event):
-                    ctx.send_soon(output)
-                    metrics.count(f"out.{output.topic}")
-                metrics.observe_latency(time.perf_counter() - started)
-
-            await asyncio.gather(*(run(event) for event in events))
+            await asyncio.gather(*(
+                ctx.process_event(STAGE, Topic.TRANSCRIBE_AUDIO, event, transcribe_message,
+                                  in_counter="in.audio")
+                for event in events))
 
     ctx.envelope_agent(STAGE, Topic.NORMALIZED, route)
     ctx.app.agent(ctx.topic(Topic.TRANSCRIBE_AUDIO), name=f"{STAGE}-audio")(audio_agent)
