@@ -35,5 +35,5 @@ def logging_config(level: str) -> dict[str, object]:
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line",
                                 "stream": "ext://sys.stderr"}},
         "root": {"level": name, "handlers": ["stderr"]},
-        "loggers": {lib: {"level": quiet} for lib in ("aiokafka", "faust", "mode")},
+        "loggers": {lib: {"level": quiet} for lib in ("aiokafka", "faust", "mode", "pipeline.faust_app")},
     }
