@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +128,8 @@ def start_worker(bootstrap: str, prefix: str, workdir: Path) -> tuple[subprocess
     assert proc.stdout is not None
     for line in proc.stdout:
         if "event=worker_ready" in line:
+            # Keep reading its log, or a full pipe would block the worker.
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             return proc, float(re.search(r"seconds_to_ready=([\d.]+)", line).group(1))
     raise SystemExit("worker exited before it was ready")
 

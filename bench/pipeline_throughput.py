@@ -1,0 +1,120 @@
+"""The whole pipeline (ingest → transcribe → identify → spamfilter → dedup → route) against a
+raw aiokafka consume→produce pass-through of the same messages, same broker, same run.
+
+    .venv/bin/python bench/pipeline_throughput.py [--messages 5000]
+
+Signed-in chat messages (identified by their app identity, so they pass the spam filter)
+from many accounts are pre-produced to ``inbound.raw``; one worker runs every stage. Reported:
+messages/s between the first and last ``cases.routed`` records (start-up excluded), the
+ratio to the raw pass-through, and per-message latency from ``inbound.raw`` to
+``cases.routed`` (broker timestamps) for the backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest_throughput import TEXTS, output_rate, produce, raw_pass_through  # noqa: E402
+from pipeline.broker import EmbeddedBroker  # noqa: E402
+from pipeline.envelope import AppIdentity, Channel, Envelope, Sender  # noqa: E402
+from pipeline.kafka import ensure_topics  # noqa: E402
+from pipeline.settings import load_settings  # noqa: E402
+
+
+def chat_messages(n: int, accounts: int = 500) -> list[Envelope]:
+    now = datetime.now(UTC)
+    return [
+        Envelope(channel=Channel.CHAT, source_id=f"chat-{i:07d}", received_at=now,
+                 sender=Sender(app_identity=AppIdentity(user_id=f"u{i % accounts}",
+                                                        account_id=f"acc-{i % accounts:04d}")),
+                 text=TEXTS[i % len(TEXTS)])
+        for i in range(n)
+    ]
+
+
+async def timestamps_by_id(bootstrap: str, topic: str, n: int, timeout: float) -> dict[str, int]:
+    import json
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, int] = {}
+    started = time.monotonic()
+    try:
+        while len(found) < n and time.monotonic() - started < timeout:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for records in batch.values():
+                for r in records:
+                    found.setdefault(json.loads(r.value)["id"], r.timestamp)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def start_pipeline_worker(bootstrap: str, prefix: str, workdir: Path):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_KAFKA_BOOTSTRAP": bootstrap,
+           "PIPELINE_KAFKA_TOPIC_PREFIX": prefix, "PIPELINE_WORKER_APP_ID": f"bench-{prefix}",
+           "PIPELINE_WORKER_DATA_DIR": str(workdir / "worker"),
+           "PIPELINE_BLOBS_URL": str(workdir / "blobs"), "PIPELINE_TRANSCRIBE_PRELOAD": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], cwd=ROOT, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "event=worker_ready" in line:
+            # Keep reading its log, or a full pipe would block the worker.
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc
+    raise SystemExit("worker exited before it was ready")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    args = parser.parse_args()
+    n = args.messages
+    items = chat_messages(n)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap
+        for prefix in ("raw.", "pipe."):
+            await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap,
+                                                           "topic_prefix": prefix}).kafka)
+            await produce(bootstrap, f"{prefix}inbound.raw", items)
+        raw_task = asyncio.create_task(raw_pass_through(
+            bootstrap, "raw.inbound.raw", "raw.cases.routed", n))
+        raw_rate, _ = await output_rate(bootstrap, "raw.cases.routed", n, 300)
+        await raw_task
+
+        worker = start_pipeline_worker(bootstrap, "pipe.", Path(tmp))
+        try:
+            pipe_rate, _ = await output_rate(bootstrap, "pipe.cases.routed", n, 900)
+            sent = await timestamps_by_id(bootstrap, "pipe.inbound.raw", n, 60)
+            routed = await timestamps_by_id(bootstrap, "pipe.cases.routed", n, 60)
+        finally:
+            worker.terminate()
+            worker.wait(60)
+    latencies = sorted((routed[i] - sent[i]) / 1000 for i in routed if i in sent)
+    print(f"raw pass-through     {raw_rate:8.0f} msg/s")
+    print(f"pipeline, 6 stages   {pipe_rate:8.0f} msg/s   ratio {pipe_rate / raw_rate:.3f}")
+    print(f"backlog latency inbound.raw → cases.routed: p50 "
+          f"{statistics.median(latencies):.1f} s, p99 {latencies[int(0.99 * len(latencies))]:.1f} s "
+          f"({len(latencies)} of {n} messages)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
