@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -58,7 +60,9 @@ async def timestamps_by_id(bootstrap: str, topic: str, n: int, timeout: float) -
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for records in batch.values():
                 for r in records:
-                    found.setdefault(json.loads(r.value)["id"], r.timestamp)
+                    record = json.loads(r.value)
+                    # envelopes carry "id"; dead letters carry the failed message's "message_id"
+                    found.setdefault(record.get("id") or record.get("message_id"), r.timestamp)
     finally:
         await consumer.stop()
     return found
@@ -66,7 +70,6 @@ async def timestamps_by_id(bootstrap: str, topic: str, n: int, timeout: float) -
 
 def start_pipeline_worker(bootstrap: str, prefix: str, workdir: Path):  # type: ignore[no-untyped-def]
     import os
-    import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_KAFKA_BOOTSTRAP": bootstrap,
            "PIPELINE_KAFKA_TOPIC_PREFIX": prefix, "PIPELINE_WORKER_APP_ID": f"bench-{prefix}",
@@ -83,9 +86,19 @@ def start_pipeline_worker(bootstrap: str, prefix: str, workdir: Path):  # type: 
     raise SystemExit("worker exited before it was ready")
 
 
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    beside = Path(sys.executable).parent / "py-spy"  # a dev tool: pip install py-spy
+    return subprocess.Popen([str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid), "--rate", "200",
+                             "--threads", "--format", "raw", "--output", str(out),
+                             "--nonblocking"], stdout=subprocess.DEVNULL)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--py-spy", metavar="FILE", type=Path,
+                        help="record the worker with py-spy while it drains the backlog "
+                             "(raw collapsed stacks, one line per thread and stack)")
     args = parser.parse_args()
     n = args.messages
     items = chat_messages(n)
@@ -101,10 +114,16 @@ async def main() -> None:
         await raw_task
 
         worker = start_pipeline_worker(bootstrap, "pipe.", Path(tmp))
+        profiler = start_profiler(worker.pid, args.py_spy) if args.py_spy else None
         try:
             pipe_rate, _ = await output_rate(bootstrap, "pipe.cases.routed", n, 900)
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait(60)
             sent = await timestamps_by_id(bootstrap, "pipe.inbound.raw", n, 60)
             routed = await timestamps_by_id(bootstrap, "pipe.cases.routed", n, 60)
+            elsewhere = {topic: await timestamps_by_id(bootstrap, f"pipe.{topic}", n, 5)
+                         for topic in ("messages.spam", "pipeline.deadletter")}
         finally:
             worker.terminate()
             worker.wait(60)
@@ -114,6 +133,11 @@ async def main() -> None:
     print(f"backlog latency inbound.raw → cases.routed: p50 "
           f"{statistics.median(latencies):.1f} s, p99 {latencies[int(0.99 * len(latencies))]:.1f} s "
           f"({len(latencies)} of {n} messages)")
+    unrouted = set(sent) - set(routed)
+    for topic, ids in elsewhere.items():
+        print(f"not routed, on {topic}: {len(unrouted & set(ids))}")
+    lost = unrouted - set().union(*elsewhere.values())
+    print(f"not routed, on no final topic: {len(lost)} {sorted(lost)[:5]}")
 
 
 if __name__ == "__main__":
