@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,8 +67,11 @@ async def produce(bootstrap: str, topic: str, items: list[Envelope]) -> None:
         await producer.stop()
 
 
-async def output_rate(bootstrap: str, topic: str, n: int, timeout: float) -> tuple[float, float]:
-    """(messages/s between first and last output record, seconds until all were there)."""
+async def output_rate(bootstrap: str, topic: str, n: int, timeout: float,
+                      on_progress: Callable[[int], None] | None = None) -> tuple[float, float]:
+    """(messages/s between first and last output record, seconds until all were there).
+
+    ``on_progress(records so far)`` is called after each fetch."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
@@ -78,6 +82,8 @@ async def output_rate(bootstrap: str, topic: str, n: int, timeout: float) -> tup
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for records in batch.values():
                 stamps.extend(r.timestamp for r in records)
+            if on_progress is not None and batch:
+                on_progress(len(stamps))
     finally:
         await consumer.stop()
     if len(stamps) < n:

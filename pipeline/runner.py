@@ -57,8 +57,13 @@ def broker_for(settings: Settings) -> Iterator[Settings]:
         STATE_FILE.unlink(missing_ok=True)
 
 
-def _loop() -> asyncio.AbstractEventLoop:
-    loop = asyncio.new_event_loop()
+def _loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     return loop
 
@@ -67,7 +72,7 @@ def run_worker(settings: Settings, stages: list[str] | None, *, connectors: list
                started: float | None = None) -> None:
     """Run the faust worker with ``stages`` and, in the same loop, the given connectors."""
     started = time.monotonic() if started is None else started
-    loop = _loop()
+    loop = _loop(settings.worker.event_loop)
     loop.run_until_complete(ensure_topics(settings.kafka))
     app, ctx = create_app(settings, stages)
     services: list[mode.Service] = []
@@ -89,7 +94,7 @@ def run_connectors(settings: Settings, names: list[str]) -> None:
     if not names:
         raise ConfigError("no connector to run: enable one (chat.enabled, twilio.enabled, "
                           "email.enabled) or name it")
-    loop = _loop()
+    loop = _loop(settings.worker.event_loop)
     loop.run_until_complete(ensure_topics(settings.kafka))
     hub = ConnectorHub(settings, names)
     mode.Worker(hub, loop=loop, loglevel=faust_level(settings.log.level),

@@ -68,6 +68,9 @@ class WorkerSettings(BaseModel):
     producer_linger_ms: int = Field(10, ge=0)
     producer_max_batch_bytes: int = Field(262_144, gt=0)
     metrics_interval_seconds: float = Field(10.0, gt=0)
+    # uvloop cuts the event loop's own cost, a large part of a faust worker's time
+    # (bench/pipeline_throughput.py); "asyncio" is the fallback where uvloop cannot run.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class BlobSettings(BaseModel):

@@ -59,6 +59,7 @@ class RecordMeta:
     timestamp: float | None
 
 
+# A handler gets an envelope decoded for it alone, so it may change it in place and return it.
 EnvelopeHandler = Callable[[Envelope, RecordMeta], Awaitable[Sequence[Output]]]
 
 

@@ -55,7 +55,7 @@ def register(ctx: StageContext) -> None:
             # request per batch of older messages; see docs/identify-spam.md).
             since = meta.timestamp or None  # faust gives the record's time in seconds
             await reader.catch_up(since, config.directory_timeout_seconds)
-        env = envelope.model_copy(deep=True)
+        env = envelope  # decoded for this handler alone: changing it in place is safe
         env.identity = identify(env, reader.directory)
         metrics.info["directory_employees"] = len(reader.directory)
         if env.identity.identified:

@@ -67,7 +67,7 @@ def register(ctx: StageContext) -> None:
         await ensure_queues([routing.queue])
         envelope.routing = routing
         ctx.mark(envelope, STAGE)
-        log.info("event=case_routed message_id=%s case_id=%s queue=%s rule=%s category=%s",
+        log.debug("event=case_routed message_id=%s case_id=%s queue=%s rule=%s category=%s",
                  envelope.id, case.case_id if case else None, routing.queue, routing.rule,
                  routing.category)
         return [Output(Topic.ROUTED, key, envelope),

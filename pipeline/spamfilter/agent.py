@@ -23,7 +23,7 @@ def register(ctx: StageContext) -> None:
     metrics = ctx.stage_metrics(STAGE)
 
     async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
-        env = envelope.model_copy(deep=True)
+        env = envelope  # decoded for this handler alone: changing it in place is safe
         key = meta.key.decode("utf-8", "replace") if meta.key is not None else env.sender_key
         if env.spam is not None and env.spam.released:
             # A released message replayed through the stage keeps its release.
