@@ -80,13 +80,18 @@ def _stage_list(value: str) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    runner.run_all(settings, args.stages, with_connectors=not args.no_connectors)
+    runner.run_all(settings, chosen_stages(args, settings), with_connectors=not args.no_connectors)
     return 0
+
+
+def chosen_stages(args: argparse.Namespace, settings: Settings) -> list[str] | None:
+    """``--stages``, else ``worker.stages`` from the config file or environment, else all."""
+    return args.stages or settings.worker.stages or None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_broker(settings)
-    runner.run_worker(settings, args.stages, connectors=None)
+    runner.run_worker(settings, chosen_stages(args, settings), connectors=None)
     return 0
 
 

@@ -72,3 +72,17 @@ def test_config_path_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "env.yaml"))
     assert config_path("explicit.yaml").name == "explicit.yaml"
     assert config_path(None).name == "env.yaml"
+
+
+def test_worker_stages_come_from_the_command_line_then_the_config(monkeypatch):
+    from pipeline.cli import build_parser
+    from pipeline.tools import chosen_stages
+
+    monkeypatch.setenv("PIPELINE_WORKER_STAGES", '["transcribe"]')
+    settings = load_settings(None)
+    parser = build_parser()
+    assert chosen_stages(parser.parse_args(["worker"]), settings) == ["transcribe"]
+    assert chosen_stages(parser.parse_args(["worker", "--stages", "identify,dedup"]),
+                         settings) == ["identify", "dedup"]
+    monkeypatch.delenv("PIPELINE_WORKER_STAGES")
+    assert chosen_stages(parser.parse_args(["run"]), load_settings(None)) is None
