@@ -80,12 +80,14 @@ def start_pipeline_worker(bootstrap: str, prefix: str, workdir: Path,  # type: i
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], cwd=ROOT, env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
+    lines: list[str] = []
     for line in proc.stdout:
+        lines.append(line)
         if "event=worker_ready" in line:
             # Keep reading its log, or a full pipe would block the worker.
             threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             return proc
-    raise SystemExit("worker exited before it was ready")
+    raise SystemExit(f"worker exited before it was ready:\n{''.join(lines[-20:])}")
 
 
 def cpu_seconds(pid: int) -> float:
