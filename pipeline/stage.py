@@ -158,8 +158,12 @@ class StageContext:
             metrics.count("deadletter")
             metrics.error(f"{type(exc).__name__}: {exc}"[:300], self.now())
             outputs = [self.dead_letter(stage, exc, meta, value, msg_id)]
+        encoded: dict[int, bytes | None] = {}  # route writes one envelope to two topics
         for output in outputs:
-            self.send_soon(output)
+            if id(output.value) not in encoded:
+                encoded[id(output.value)] = encode(output.value)
+            key = output.key.encode() if output.key is not None else None
+            self.topic(output.topic).send_soon(key=key, value=encoded[id(output.value)])
             metrics.count(f"out.{output.topic}")
         metrics.observe_latency(time.perf_counter() - started)
 

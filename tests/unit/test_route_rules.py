@@ -118,6 +118,9 @@ def test_merged_message_follows_its_case():
     followed = follow_case(first, "v2")
     assert followed.queue == first.queue and followed.sla_due_at == first.sla_due_at
     assert followed.follows_case and followed.rule == first.rule
+    assert followed.rules_version == "v2" and followed.reasons[0].startswith("merged into")
+    assert not first.follows_case and first.rules_version == "v1"  # the case's own is kept
+    assert not first.reasons[0].startswith("merged into")
 
 
 @pytest.mark.parametrize(("text", "problem"), [
