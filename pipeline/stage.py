@@ -159,8 +159,15 @@ class StageContext:
             async for events in batches:
                 for event in events:
                     # take_events() leaves faust's "current event" at the batch's last event;
-                    # tables write their changelog to the current event's partition.
+                    # tables write their changelog to the current event's partition, read
+                    # from a task-local context variable. Only that is set here: the stream's
+                    # ``current_event`` attribute is shared with take_events()' buffering
+                    # task, which reads it to know which event it is adding; overwriting it
+                    # while a handler awaits made that task buffer the event being processed
+                    # again instead of the new one (a message processed twice, the next lost).
+                    pending = stream.current_event
                     stream._set_current_event(event)  # type: ignore[attr-defined]
+                    stream.current_event = pending
                     await self.process_event(stage, source, event, handle)
 
         return self.app.agent(self.topic(source), name=name or f"{stage}",
