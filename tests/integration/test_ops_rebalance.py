@@ -115,8 +115,9 @@ async def test_worker_joins_then_first_stops_nothing_lost_cases_kept(
     for message_id, values in copies.items():  # a duplicate is a re-delivery of the same message
         assert {(v["source_id"], v["text"], v["case"]["case_id"]) for v in values} == {
             (sent[message_id].source_id, sent[message_id].text, values[0]["case"]["case_id"])}
-        assert all(v["identity"]["account_id"] == sent[message_id].sender.app_identity.account_id
-                   for v in values)
+        account = sent[message_id].sender.app_identity.account_id
+        assert all(v["identity"]["account_id"] == account  # found in the imported directory
+                   and v["identity"]["employee_id"] == f"EMP-{account}" for v in values)
 
     # Dedup state survived: one case per account, opened by the first worker at the start.
     opened_by_first = {account: case for action, _, case, account in decisions(first.lines)
