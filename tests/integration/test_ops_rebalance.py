@@ -128,7 +128,7 @@ async def test_worker_joins_then_first_stops_nothing_lost_cases_kept(
         assert values[0]["case"]["case_id"] == opened_by_first[account], (
             f"message {sent[message_id].source_id} of {account} opened or joined "
             f"{values[0]['case']['case_id']}, not the account's case {opened_by_first[account]}")
-    after_stop = [e for e in stream.sent[sent_after_stop:]]
+    after_stop = stream.sent[sent_after_stop:]
     assert len(after_stop) == AFTER_STOP
     for envelope in after_stop:
         case = copies[envelope.id][0]["case"]
