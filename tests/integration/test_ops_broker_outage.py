@@ -5,8 +5,8 @@ The outage is simulated by freezing the broker process (SIGSTOP, later SIGCONT):
 embedded broker keeps everything in memory, so it cannot be stopped and restarted without
 losing the topics. A frozen broker still accepts TCP connections but answers nothing, like a
 hung or unreachable one; clients see their requests time out. It stays frozen until the
-worker's own requests have timed out and it has dropped its group coordinator (~30 s, its
-request timeout), so coming back means rejoining the group. The test runs its own dedicated
+worker's own requests have timed out and it has dropped its group coordinator (after its
+request timeout, set to 8 s here), so coming back means rejoining the group. The test runs its own dedicated
 broker, never the session broker other tests share.
 
 Asserted: while frozen, every POST gets 503 with Retry-After (never 202, never 500); after
@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,9 +67,23 @@ def frozen(broker: EmbeddedBroker) -> Iterator[None]:
     pid = broker._proc.pid  # type: ignore[union-attr]  # the test owns this broker process
     os.kill(pid, signal.SIGSTOP)
     try:
+        # kill() returns before every thread has stopped: a busy broker answered a few more
+        # requests after it. Wait until each of its threads is in state T (stopped).
+        deadline = time.monotonic() + 10
+        while not all(_thread_state(task) == "T" for task in Path(f"/proc/{pid}/task").iterdir()):
+            assert time.monotonic() < deadline, "the broker did not stop within 10 s"
+            time.sleep(0.01)
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def _thread_state(task: Path) -> str:
+    """The state letter of one thread (``/proc/PID/task/TID/stat``, after the command)."""
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"  # the thread ended meanwhile
 
 
 def chat_body(n: int) -> bytes:
@@ -92,8 +107,10 @@ async def post(session: aiohttp.ClientSession, url: str, n: int) -> tuple[int, d
 
 async def test_connector_answers_503_while_broker_frozen_and_stages_resume(
         settings, outage_broker, pipeline_process, tmp_path: Path):
+    # A short worker request timeout (default 30 s) so that the worker notices the outage
+    # (requests time out, coordinator dropped) while the connector is still refusing.
     settings = override(settings, kafka={"bootstrap": outage_broker.bootstrap},
-                        chat={"secret": SECRET})
+                        chat={"secret": SECRET}, worker={"request_timeout_seconds": 8.0})
     kafka_io = KafkaIO(settings)
     await kafka_io.create_topics()
     worker = pipeline_process(["worker"], settings, env={"PIPELINE_TRANSCRIBE_PRELOAD": "false"})
@@ -114,7 +131,7 @@ async def test_connector_answers_503_while_broker_frozen_and_stages_resume(
             during = await asyncio.gather(*(post(session, url, n)
                                             for n in range(BEFORE, BEFORE + DURING)))
             # Frozen until the worker's own requests time out and it drops its group
-            # coordinator (its request timeout: 30 s), so resuming means rejoining the group.
+            # coordinator, so resuming means rejoining the group.
             await asyncio.to_thread(worker.wait_for, "marking coordinator dead", 90)
             assert worker.proc.poll() is None, "the worker died while the broker was frozen"
         assert [status for status, _, _ in during] == [503] * DURING, during
