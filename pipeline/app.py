@@ -58,6 +58,12 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_enabled": False,
         "autodiscover": False,
         "topic_disable_leader": True,
+        # The check compares offsets persisted in RocksDB with the changelog's end. With the
+        # memory store nothing is persisted: it compares the offset of a changelog record the
+        # worker just read (standby reading still in flight when a partition becomes active,
+        # e.g. written by a stopping worker) with an end offset fetched a moment earlier, and
+        # on that false alarm faust crashes the whole worker (seen in the rebalance test).
+        "recovery_consistency_check": not w.table_store.startswith("memory:"),
     }
     if k.sasl_mechanism:
         options["broker_credentials"] = faust.SASLCredentials(
