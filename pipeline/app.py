@@ -50,6 +50,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": w.heartbeat_interval_seconds,
         "broker_request_timeout": max(w.request_timeout_seconds, w.session_timeout_seconds),
         "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": w.commit_interval_seconds,
         "producer_linger": w.producer_linger_ms / 1000,
         "producer_max_batch_size": w.producer_max_batch_bytes,
         "producer_acks": -1,

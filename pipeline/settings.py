@@ -71,6 +71,10 @@ class WorkerSettings(BaseModel):
     # uvloop cuts the event loop's own cost, a large part of a faust worker's time
     # (bench/pipeline_throughput.py); "asyncio" is the fallback where uvloop cannot run.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # faust commits offsets this often (its default 2.8 s). A rebalance or a crash replays
+    # what was processed since the last commit, at every stage (at-least-once), so a
+    # shorter interval means fewer repeated records; a commit is one small request.
+    commit_interval_seconds: float = Field(1.0, gt=0)
 
 
 class BlobSettings(BaseModel):

@@ -88,7 +88,7 @@ def register(ctx: StageContext) -> None:
             metrics.count("case.aged_out", decision.aged_out)
         if decision.evicted:
             metrics.count("case.evicted", decision.evicted)
-        log.debug("event=case_%s message_id=%s case_id=%s account=%s matched_by=%s score=%s",
+        log.info("event=case_%s message_id=%s case_id=%s account=%s matched_by=%s score=%s",
                  link.action, envelope.id, link.case_id, key, link.matched_by, link.score)
         envelope.refs = refs
         envelope.case = link

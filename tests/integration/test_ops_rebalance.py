@@ -38,7 +38,7 @@ from tests.fixtures.reliability import Customers, PacedStream, read_final, recor
 pytestmark = pytest.mark.slow
 
 CUSTOMERS = 24
-LIMIT = 1500  # the stream never sends more than this, whatever the timings
+LIMIT = 3000  # the stream never sends more than this (2 min at its pace), whatever the timings
 AFTER_STOP = 3 * CUSTOMERS  # messages sent once the first worker has exited
 DECISION = re.compile(r"event=case_(opened|merged) message_id=(\S+) case_id=(\S+) account=(\S+)")
 WORKER_ENV = {"PIPELINE_TRANSCRIBE_PRELOAD": "false"}
@@ -69,7 +69,7 @@ async def test_worker_joins_then_first_stops_nothing_lost_cases_kept(
 
     first = pipeline_process(["worker"], override(
         settings, worker={"data_dir": str(tmp_path / "worker-1")}), env=WORKER_ENV)
-    stream = PacedStream(kafka_io, customers, LIMIT)
+    stream = PacedStream(kafka_io, customers, LIMIT, pace=0.2)  # 25 messages a second
     streaming = asyncio.create_task(stream.run())
 
     # Every account has its case, opened by the first worker alone.
