@@ -5,8 +5,8 @@ message may appear twice only after a SIGKILL (output flushed, offset not yet co
 and then both copies carry the same id and content, so the next id-keyed stage (dedup by
 message id) collapses them. Measured here: a SIGKILL before faust's first offset commit
 (every ``worker.commit_interval_seconds``, 1 s) repeats everything the killed worker
-wrote; a SIGTERM repeats a few messages (faust does not commit the last flushed batch on stop), never more than one
-batch (``worker.batch_size``).
+wrote; a SIGTERM repeats a few messages (faust does not commit the last flushed batch on
+stop), never more than one batch (``worker.batch_size``).
 """
 
 from __future__ import annotations
