@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pipeline.envelope import Envelope, Routing
 from pipeline.kafka import ensure_topics
-from pipeline.route.core import follow_case, route_case
+from pipeline.route.core import follow_case, needs_refresh, remember_case, route_case
 from pipeline.route.reload import RulesHolder
 from pipeline.stage import Output, RecordMeta, StageContext
 from pipeline.topics import QUEUE_TOPIC_PREFIX, Topic, spec
@@ -49,21 +49,25 @@ def register(ctx: StageContext) -> None:
         known: dict[str, dict] = dict(table.get(key) or {})  # type: ignore[type-arg]
         case = envelope.case
         stored = known.get(case.case_id) if case is not None else None
+        def remember(routing: dict) -> None:  # type: ignore[type-arg]
+            assert case is not None
+            table[key] = remember_case(
+                known, case.case_id, routing, envelope.received_at, ctx.now(),
+                max_age_days=config.remember_cases_days, max_cases=CASES_PER_ACCOUNT)
+
         if stored is not None:
             previous = Routing.model_validate(stored)
             routing = previous if case and case.action == "opened" else follow_case(
                 previous, holder.version)
             metrics.count("followed_case" if routing.follows_case else "redelivered")
+            if needs_refresh(stored, envelope.received_at):
+                remember(stored)  # the case is active: keep remembering it
         else:
             routing = route_case(envelope, rules, holder.version)
             metrics.count(f"rule.{routing.rule}")
             metrics.count(f"category.{routing.category}")
             if case is not None:
-                known[case.case_id] = routing.model_dump(mode="json", exclude_none=True)
-                if len(known) > CASES_PER_ACCOUNT:
-                    for old in list(known)[: len(known) - CASES_PER_ACCOUNT]:
-                        del known[old]
-                table[key] = known
+                remember(routing.model_dump(mode="json", exclude_none=True))
         await ensure_queues([routing.queue])
         envelope.routing = routing
         ctx.mark(envelope, STAGE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -202,3 +203,29 @@ def follow_case(previous: Routing, version: str | None) -> Routing:
         "rules_version": version or previous.rules_version,
     })
 
+
+
+REMEMBERED_AT = "remembered_at"
+# A followed case's time is refreshed at most this often (each refresh is a table write).
+REFRESH_AFTER = timedelta(days=1)
+
+
+def remember_case(known: dict[str, dict], case_id: str, routing: dict,  # type: ignore[type-arg]
+                  at: datetime, now: datetime, *, max_age_days: float,
+                  max_cases: int) -> dict[str, dict]:  # type: ignore[type-arg]
+    """An account's remembered routings with ``case_id``'s set as of ``at`` (its message's
+    time), the cases silent for ``max_age_days`` forgotten, then the oldest beyond
+    ``max_cases``. Entries written before times were kept have none and only go by count."""
+    horizon = (now - timedelta(days=max_age_days)).isoformat()
+    kept = {cid: value for cid, value in known.items()
+            if cid != case_id and value.get(REMEMBERED_AT, horizon) >= horizon}
+    kept[case_id] = {**routing, REMEMBERED_AT: at.isoformat()}  # last: the most recent
+    for old in list(kept)[: max(0, len(kept) - max_cases)]:
+        del kept[old]
+    return kept
+
+
+def needs_refresh(stored: dict, at: datetime) -> bool:  # type: ignore[type-arg]
+    """Whether a followed case's remembered time is old enough to be moved to ``at``."""
+    remembered = stored.get(REMEMBERED_AT)
+    return remembered is None or datetime.fromisoformat(remembered) + REFRESH_AFTER < at
