@@ -53,6 +53,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.transcribe_rtf import SENTENCES as RTF_SENTENCES  # noqa: E402
 from pipeline.broker import EmbeddedBroker  # noqa: E402
 from pipeline.kafka import ensure_topics  # noqa: E402
 from pipeline.settings import Settings, load_settings  # noqa: E402
@@ -63,12 +64,9 @@ from tests.fixtures.twilio_cloud import ACCOUNT_SID, AUTH_TOKEN, serve_cloud  # 
 from tests.integration.twilio_helpers import OUR_NUMBER, PUBLIC, whatsapp_form  # noqa: E402
 
 PREFIX = "vn."
+# The five sentences of bench/transcribe_rtf.py, and one about a payment terminal.
 SENTENCES = [
-    "Bonjour, je vous appelle au sujet de ma commande numéro 2047 qui est en retard.",
-    "La facture que j'ai reçue ne correspond pas au devis, le montant est trop élevé.",
-    "Mon contrat professionnel devait être renouvelé le mois dernier.",
-    "Sur l'iPad, l'application se ferme dès que j'ouvre la caisse.",
-    "Pouvez-vous me rappeler cet après-midi, s'il vous plaît ? Merci beaucoup.",
+    *RTF_SENTENCES,
     "Le terminal de paiement affiche une erreur depuis la mise à jour de ce matin.",
 ]
 

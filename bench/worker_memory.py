@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest_throughput import produce  # noqa: E402
 from pipeline.broker import EmbeddedBroker  # noqa: E402
 from pipeline.envelope import AppIdentity, Channel, Envelope, Sender  # noqa: E402
 from pipeline.kafka import ensure_topics  # noqa: E402
@@ -211,18 +212,6 @@ class Outcomes:
         if len(self.ids) < 0.98 * target:
             raise SystemExit(f"only {len(self.ids)} of {target} messages came out "
                              f"within {timeout:.0f} s")
-
-
-async def produce(bootstrap: str, topic: str, items: list[Envelope]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
-                                max_batch_size=262_144, enable_idempotence=False)
-    await producer.start()
-    try:
-        for env in items:
-            await producer.send(topic, env.to_bytes(), key=env.sender_key.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def _decode(data: bytes | None) -> object:
