@@ -16,11 +16,15 @@ from connectors.email.config import EmailConfig
 from connectors.email.poller import EmailPoller, reconcile
 from connectors.hub import ConnectorHub
 from pipeline.blobstore import BlobStore
+from pipeline.broker import EmbeddedBroker
 from pipeline.envelope import message_id
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from tests import email_samples as samples
+from tests.fixtures.broker import override
 from tests.fixtures.dovecot import PASSWORD
+from tests.fixtures.kafka_io import KafkaIO
+from tests.fixtures.reliability import frozen
 
 pytestmark = pytest.mark.slow
 
@@ -311,3 +315,41 @@ async def test_reconcile_catches_up_once_then_has_nothing_to_do(settings, kafka_
     assert "0 published, 0 dead-lettered" in capsys.readouterr().out
     raw = await kafka_io.read("inbound.raw", count=1, quiet=1.0)
     assert [r.value["source_id"] for r in raw] == ["<plain-1@boulangerie-martin.fr>"]
+
+
+async def test_broker_unavailable_leaves_mail_unflagged_then_takes_it(
+        settings, dovecot, mailbox_user, tmp_path, caplog):
+    """The broker frozen (SIGSTOP, as in test_ops_broker_outage): mail that arrives meanwhile
+    is not flagged, so nothing claims it was ingested; once the broker answers again the
+    same poller publishes it and only then flags it. The request that timed out may still be
+    written when the broker resumes: then the mail arrives twice with the same id, which
+    ingest drops as a source retry."""
+    with EmbeddedBroker(log_path=tmp_path / "outage.log") as dedicated:
+        conf = email_settings(override(settings, kafka={"bootstrap": dedicated.bootstrap}),
+                              dovecot, mailbox_user)
+        kafka_io = KafkaIO(conf)
+        await kafka_io.create_topics()
+        append(dovecot, mailbox_user, "INBOX", [samples.plain(1)])
+        hub = ConnectorHub(conf, ["email"])
+        await hub.start()
+        try:
+            await kafka_io.read("inbound.raw", count=1, timeout=60)
+            with frozen(dedicated):
+                append(dovecot, mailbox_user, "INBOX", [samples.plain(2)])
+                deadline = asyncio.get_running_loop().time() + 90
+                while "event=email_reconnect" not in caplog.text:  # the publish failed
+                    assert asyncio.get_running_loop().time() < deadline, "no publish failure"
+                    await asyncio.sleep(0.2)
+                during = flags_in(dovecot, mailbox_user, "INBOX")
+            raw = await kafka_io.read("inbound.raw", count=2, timeout=90, quiet=1.0)
+            after = flags_in(dovecot, mailbox_user, "INBOX")
+        finally:
+            await hub.stop()
+    assert FLAG.encode() in during[1] and FLAG.encode() not in during[2]
+    by_source = collections.defaultdict(set)
+    for record in raw:
+        by_source[record.value["source_id"]].add(record.value["id"])
+    assert list(by_source) == ["<plain-1@boulangerie-martin.fr>",
+                               "<plain-2@boulangerie-martin.fr>"]
+    assert all(len(ids) == 1 for ids in by_source.values())  # a repeat keeps its id
+    assert all(FLAG.encode() in flags for flags in after.values())

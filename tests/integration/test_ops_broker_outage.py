@@ -144,7 +144,10 @@ async def test_connector_answers_503_while_broker_frozen_and_stages_resume(
             accepted[n] = answer["id"]
 
     expected = set(accepted.values())
-    records = await read_final(kafka_io, lambda ids: expected <= ids, timeout=90)
+    # 180 s: in 2 of ~13 runs the last 3 records dedup wrote after the resume had not
+    # reached cases.routed within 90 s (the worker was rejoining its group after its session
+    # expired during the freeze); whether they came later is not known yet.
+    records = await read_final(kafka_io, lambda ids: expected <= ids, timeout=180)
     ids = Counter(record_id(r) for r in records)
     missing = expected - ids.keys()
     assert not missing, f"{len(missing)} of {len(expected)} accepted messages never came out"
