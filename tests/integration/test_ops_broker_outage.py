@@ -22,13 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +34,7 @@ from connectors.chat.contract import sign
 from pipeline.broker import EmbeddedBroker
 from tests.fixtures.broker import override
 from tests.fixtures.kafka_io import KafkaIO
-from tests.fixtures.reliability import read_final, record_id
+from tests.fixtures.reliability import frozen, read_final, record_id
 
 pytestmark = pytest.mark.slow
 
@@ -59,31 +55,6 @@ def outage_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     log_path = tmp_path_factory.mktemp("outage-broker") / "tansu.log"
     with EmbeddedBroker(log_path=log_path) as running:
         yield running
-
-
-@contextmanager
-def frozen(broker: EmbeddedBroker) -> Iterator[None]:
-    """The broker process stopped (SIGSTOP) for the block, resumed (SIGCONT) whatever happens."""
-    pid = broker._proc.pid  # type: ignore[union-attr]  # the test owns this broker process
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        # kill() returns before every thread has stopped: a busy broker answered a few more
-        # requests after it. Wait until each of its threads is in state T (stopped).
-        deadline = time.monotonic() + 10
-        while not all(_thread_state(task) == "T" for task in Path(f"/proc/{pid}/task").iterdir()):
-            assert time.monotonic() < deadline, "the broker did not stop within 10 s"
-            time.sleep(0.01)
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def _thread_state(task: Path) -> str:
-    """The state letter of one thread (``/proc/PID/task/TID/stat``, after the command)."""
-    try:
-        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "?"  # the thread ended meanwhile
 
 
 def chat_body(n: int) -> bytes:
