@@ -7,9 +7,10 @@ aiokafka errors become BrokerError at this edge.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -35,37 +36,37 @@ class PartitionSpan:
 
 
 @asynccontextmanager
-async def consumer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
-    """A group-less consumer with nothing assigned (assign partitions explicitly)."""
-    client = AIOKafkaConsumer(**client_options(kafka), group_id=None,
-                              enable_auto_commit=False, auto_offset_reset="earliest")
+async def _broker_client(client: Any, start: Callable[[], Awaitable[object]],
+                         stop: Callable[[], Awaitable[object]],
+                         bootstrap: str | None) -> AsyncIterator[Any]:
+    """``client`` started, stopped on exit; Kafka errors become ``BrokerError``."""
     try:
-        await client.start()
+        await start()
     except KafkaError as exc:
-        await client.stop()
-        raise BrokerError(f"cannot reach the broker at {kafka.bootstrap}: {exc}") from exc
+        await stop()
+        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
     try:
         yield client
     except KafkaError as exc:
         raise BrokerError(f"broker request failed: {exc}") from exc
     finally:
-        await client.stop()
+        await stop()
+
+
+@asynccontextmanager
+async def consumer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer with nothing assigned (assign partitions explicitly)."""
+    client = AIOKafkaConsumer(**client_options(kafka), group_id=None,
+                              enable_auto_commit=False, auto_offset_reset="earliest")
+    async with _broker_client(client, client.start, client.stop, kafka.bootstrap) as started:
+        yield started
 
 
 @asynccontextmanager
 async def admin(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
     client = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
-    try:
-        await client.start()
-    except KafkaError as exc:
-        await client.close()
-        raise BrokerError(f"cannot reach the broker at {kafka.bootstrap}: {exc}") from exc
-    try:
-        yield client
-    except KafkaError as exc:
-        raise BrokerError(f"broker request failed: {exc}") from exc
-    finally:
-        await client.close()
+    async with _broker_client(client, client.start, client.close, kafka.bootstrap) as started:
+        yield started
 
 
 async def partitions_of(client: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
