@@ -51,7 +51,8 @@ def broker_for(settings: Settings) -> Iterator[Settings]:
     write_state(broker)
     try:
         yield settings.model_copy(update={
-            "kafka": settings.kafka.model_copy(update={"bootstrap": broker.bootstrap})})
+            "kafka": settings.kafka.model_copy(update={"bootstrap": broker.bootstrap,
+                                                       "embedded": True})})
     finally:
         broker.stop()
         STATE_FILE.unlink(missing_ok=True)

@@ -43,6 +43,19 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # The embedded broker can hand a consumer offset N+1 before N is stored (see
+    # pipeline/kafka/gapguard.py): consumers then hold at the gap, for at most
+    # gap_patience_seconds. "auto": on for the embedded broker, off for a Kafka cluster.
+    offset_gap_guard: Literal["auto", "on", "off"] = "auto"
+    gap_patience_seconds: float = Field(5.0, gt=0, le=300)
+    # Set by the pipeline itself when it points at an embedded broker (pipeline run, a
+    # command finding a running `pipeline run`, the tests); not a knob for users.
+    embedded: bool = False
+
+    @property
+    def gap_guard_enabled(self) -> bool:
+        return self.offset_gap_guard == "on" or (
+            self.offset_gap_guard == "auto" and self.embedded)
 
 
 class WorkerSettings(BaseModel):
@@ -75,6 +88,11 @@ class WorkerSettings(BaseModel):
     # what was processed since the last commit, at every stage (at-least-once), so a
     # shorter interval means fewer repeated records; a commit is one small request.
     commit_interval_seconds: float = Field(1.0, gt=0)
+    # A transient failure (broker, blob store, directory or model briefly away) pauses the
+    # stage and retries the same message, backing off from the first delay to the longest,
+    # for as long as it lasts: an outage never becomes a pile of dead letters.
+    retry_initial_seconds: float = Field(0.5, gt=0)
+    retry_max_seconds: float = Field(30.0, gt=0)
 
 
 class BlobSettings(BaseModel):

@@ -1,4 +1,4 @@
-"""The Kafka client edge: connection options, topic creation, an acknowledged producer.
+"""Connection options, topic creation and the acknowledged producer of the Kafka edge.
 
 aiokafka's errors are translated to BrokerError here so callers never import aiokafka.
 """
@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import BrokerError
+from pipeline.kafka import gapguard
 from pipeline.settings import KafkaSettings
 from pipeline.topics import CATALOGUE, DAY_MS, TopicNames, TopicSpec
 
@@ -21,9 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """aiokafka connection keywords (bootstrap, security) from the settings."""
+    """aiokafka connection keywords (bootstrap, security) from the settings.
+
+    Every client of the project is made from these, so this is also where the offset-gap
+    guard is switched on for the embedded broker."""
     if not kafka.bootstrap:
         raise BrokerError("no broker configured (kafka.bootstrap is empty)")
+    gapguard.configure(kafka.gap_guard_enabled, kafka.gap_patience_seconds)
     opts: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap,
         "security_protocol": kafka.security_protocol,
