@@ -49,7 +49,8 @@ async def main(n: int) -> None:
                 b"<attach@", f"<attach-{i}@".encode()) if i % 5 == 0 else samples.plain(i))
         client.logout()
         settings = load_settings(
-            None, kafka={"bootstrap": broker.bootstrap, "topic_prefix": "bench.", "partitions": 2},
+            None, kafka={"bootstrap": broker.bootstrap, "embedded": True, "topic_prefix": "bench.",
+                         "partitions": 2},
             blobs={"url": str(tmp / "blobs")})
         settings = settings.model_copy(update={"email": EmailConfig(
             enabled=True, host=dovecot.host, port=dovecot.port, security="plain", username=user,

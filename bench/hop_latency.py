@@ -32,9 +32,10 @@ from pipeline.settings import load_settings  # noqa: E402
 
 async def hop_latencies(bootstrap: str, fetch_wait_ms: int, n: int) -> list[float]:
     prefix = f"lat{fetch_wait_ms}."
-    await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap,
+    await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True,
                                                    "topic_prefix": prefix}).kafka)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_KAFKA_BOOTSTRAP": bootstrap,
+           "PIPELINE_KAFKA_EMBEDDED": "true",
            "PIPELINE_KAFKA_TOPIC_PREFIX": prefix, "PIPELINE_WORKER_APP_ID": f"lat-{fetch_wait_ms}",
            "PIPELINE_WORKER_FETCH_MAX_WAIT_MS": str(fetch_wait_ms)}
     worker = subprocess.Popen([sys.executable, "-m", "pipeline", "worker", "--stages", "ingest"],

@@ -94,7 +94,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_case(bootstrap: str, tmp: Path, n: int, live: bool,
              ryw: bool) -> tuple[float, list[float]]:
     prefix = f"b{uuid.uuid4().hex[:8]}."
-    settings = load_settings(None, kafka={"bootstrap": bootstrap, "topic_prefix": prefix,
+    settings = load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True, "topic_prefix": prefix,
                                           "partitions": 2},
                              worker={"app_id": f"bench-{prefix.rstrip('.')}",
                                      "data_dir": str(tmp / prefix)},

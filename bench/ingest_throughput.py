@@ -116,7 +116,7 @@ async def raw_pass_through(bootstrap: str, source: str, sink: str, n: int) -> No
 
 
 def start_worker(bootstrap: str, prefix: str, workdir: Path) -> tuple[subprocess.Popen[str], float]:
-    settings = load_settings(None, kafka={"bootstrap": bootstrap, "topic_prefix": prefix,
+    settings = load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True, "topic_prefix": prefix,
                                           "partitions": 4},
                              worker={"app_id": f"bench-{prefix.rstrip('.')}",
                                      "data_dir": str(workdir / "worker")},
@@ -144,7 +144,7 @@ async def one_round(bootstrap: str, n: int, workdir: Path, rnd: int) -> dict[str
     items = envelopes(n)
     raw_prefix, pipe_prefix = f"raw{rnd}.", f"pipe{rnd}."
     for prefix in (raw_prefix, pipe_prefix):
-        await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap,
+        await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True,
                                                        "topic_prefix": prefix}).kafka)
         await produce(bootstrap, f"{prefix}inbound.raw", items)
 

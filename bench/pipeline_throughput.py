@@ -73,6 +73,7 @@ def start_pipeline_worker(bootstrap: str, prefix: str, workdir: Path,  # type: i
                           env_overrides: dict[str, str] | None = None):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_KAFKA_BOOTSTRAP": bootstrap,
+           "PIPELINE_KAFKA_EMBEDDED": "true",
            "PIPELINE_KAFKA_TOPIC_PREFIX": prefix, "PIPELINE_WORKER_APP_ID": f"bench-{prefix}",
            "PIPELINE_WORKER_DATA_DIR": str(workdir / "worker"),
            "PIPELINE_BLOBS_URL": str(workdir / "blobs"), "PIPELINE_TRANSCRIBE_PRELOAD": "false",
@@ -116,7 +117,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap
         for prefix in ("raw.", "pipe."):
-            await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap,
+            await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True,
                                                            "topic_prefix": prefix}).kafka)
             await produce(bootstrap, f"{prefix}inbound.raw", items)
         raw_task = asyncio.create_task(raw_pass_through(

@@ -104,7 +104,7 @@ async def main() -> None:
         bootstrap = broker.bootstrap
         prefixes = ["raw.", "pipe.", *(f"{s}." for s in STAGES)]
         for prefix in prefixes:
-            await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap,
+            await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True,
                                                            "topic_prefix": prefix}).kafka)
         for prefix in ("raw.", "pipe."):
             await produce(bootstrap, f"{prefix}inbound.raw", items)

@@ -23,7 +23,8 @@ from pipeline.broker import EmbeddedBroker  # noqa: E402
 
 
 def time_to_ready(bootstrap: str, stages: str, prefix: str) -> float:
-    env = {**os.environ, "PIPELINE_KAFKA_BOOTSTRAP": bootstrap, "PYTHONPATH": str(ROOT),
+    env = {**os.environ, "PIPELINE_KAFKA_BOOTSTRAP": bootstrap,
+           "PIPELINE_KAFKA_EMBEDDED": "true", "PYTHONPATH": str(ROOT),
            "PIPELINE_KAFKA_TOPIC_PREFIX": prefix, "PIPELINE_WORKER_APP_ID": f"startup-{prefix}"}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker", "--stages", stages],

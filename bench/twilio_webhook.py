@@ -45,7 +45,7 @@ def form(i: int) -> dict[str, str]:
 async def main(n: int) -> None:
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
-            None, kafka={"bootstrap": broker.bootstrap, "topic_prefix": "bench."},
+            None, kafka={"bootstrap": broker.bootstrap, "embedded": True, "topic_prefix": "bench."},
             blobs={"url": tmp}, http={"port": 0}, chat={"enabled": False})
         settings = settings.model_copy(update={"twilio": TwilioConfig(
             enabled=True, account_sid="AC" + "3f" * 16, auth_token=TOKEN,

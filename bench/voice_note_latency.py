@@ -155,7 +155,7 @@ def bench_settings(bootstrap: str, tmp: Path, cloud_url: str, args: argparse.Nam
                    notes: int) -> Settings:
     return load_settings(
         None,
-        kafka={"bootstrap": bootstrap, "topic_prefix": PREFIX, "partitions": 2},
+        kafka={"bootstrap": bootstrap, "embedded": True, "topic_prefix": PREFIX, "partitions": 2},
         worker={"app_id": f"bench-voice-{uuid.uuid4().hex[:6]}",
                 "data_dir": str(tmp / "worker")},
         blobs={"url": str(tmp / "blobs")},

@@ -152,6 +152,7 @@ def _drain(proc: subprocess.Popen[str], log_file: Path | None) -> None:
 def start_worker(bootstrap: str, app_id: str, stages: str, workdir: Path,
                  log_level: str, log_file: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_KAFKA_BOOTSTRAP": bootstrap,
+           "PIPELINE_KAFKA_EMBEDDED": "true",
            "PIPELINE_KAFKA_TOPIC_PREFIX": PREFIX, "PIPELINE_WORKER_APP_ID": app_id,
            "PIPELINE_WORKER_DATA_DIR": str(workdir / "worker"),
            "PIPELINE_BLOBS_URL": str(workdir / "blobs"), "PIPELINE_TRANSCRIBE_PRELOAD": "false",
@@ -262,7 +263,7 @@ async def run(args: argparse.Namespace) -> None:
     app_id = f"bench-memory-{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap
-        await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap,
+        await ensure_topics(load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True,
                                                        "topic_prefix": PREFIX}).kafka)
         worker = start_worker(bootstrap, app_id, args.stages, Path(tmp), args.log_level,
                               args.worker_log)

@@ -9,16 +9,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
-
 from connectors.hub import CONNECTORS, InboundPublisher, enabled_connectors
 from pipeline import runner
 from pipeline.blobstore import BlobStore
 from pipeline.broker import running_embedded_bootstrap
 from pipeline.envelope import AppIdentity, Attachment, Channel, Envelope, Sender
-from pipeline.errors import BrokerError, ConfigError
-from pipeline.kafka import AckedProducer, client_options, ensure_topics
+from pipeline.errors import ConfigError
+from pipeline.kafka import AckedProducer, ensure_topics, follow
 from pipeline.settings import Settings
 from pipeline.stages import STAGES
 from pipeline.topics import CATALOGUE, TopicNames
@@ -120,7 +117,7 @@ def with_broker(settings: Settings) -> Settings:
         raise ConfigError("no broker: set kafka.bootstrap (PIPELINE_KAFKA_BOOTSTRAP) or start "
                           "`pipeline run` (embedded broker) in another terminal")
     return settings.model_copy(update={
-        "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})})
+        "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap, "embedded": True})})
 
 
 def build_manual_envelope(args: argparse.Namespace, now: datetime) -> Envelope:
@@ -178,30 +175,15 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _tail(settings: Settings, args: argparse.Namespace) -> int:
     names = TopicNames(settings.kafka.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        names(args.topic), **client_options(settings.kafka), group_id=None,
-        auto_offset_reset="earliest" if args.from_beginning else "latest",
-        enable_auto_commit=False)
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        raise BrokerError(f"cannot read {args.topic}: {exc}") from exc
     seen = 0
-    try:
-        while True:
-            timeout_ms = int(args.timeout * 1000) if args.timeout else 1000
-            batch = await consumer.getmany(timeout_ms=timeout_ms)
-            if not batch and args.timeout:
-                break
-            for records in batch.values():
-                for record in records:
-                    print(format_record(record.key, record.value, record.partition,
-                                        record.offset, raw=args.json), flush=True)
-                    seen += 1
-                    if args.limit and seen >= args.limit:
-                        return 0
-    finally:
-        await consumer.stop()
+    async for record in follow(settings.kafka, [names(args.topic)],
+                               from_beginning=args.from_beginning,
+                               idle_timeout=args.timeout or None):
+        print(format_record(record.key, record.value, record.partition, record.offset,
+                            raw=args.json), flush=True)
+        seen += 1
+        if args.limit and seen >= args.limit:
+            break
     return 0
 
 

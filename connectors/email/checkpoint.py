@@ -1,10 +1,9 @@
 """Where each mailbox stands: its UIDVALIDITY and the last UID taken, kept on Kafka.
 
 Checkpoints live on the compacted topic ``connectors.state`` (key
-``email:<user>@<host>/<folder>``), not in a state file: the connector then keeps no local
-disk, can restart on any machine, and the checkpoint sits on the same durable, replicated
-store as the messages it vouches for. Compaction keeps the last value per mailbox, so
-reading it back at start costs one record per mailbox (plus uncompacted tail).
+``email:<user>@<host>/<folder>``), through the shared store ``pipeline.kafka.checkpoints``:
+the connector then keeps no local disk, can restart on any machine, and the checkpoint sits
+on the same durable store as the messages it vouches for.
 
 Order of work for one message: publish (broker ack) → flag/move → checkpoint. A crash
 between publish and checkpoint re-sends that message on restart with the same source id,
@@ -13,18 +12,12 @@ which ingest's idempotency drops; nothing is ever checkpointed before the broker
 
 from __future__ import annotations
 
-import asyncio
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
-from pipeline.errors import BrokerError
-from pipeline.kafka import client_options
+from pipeline.kafka.checkpoints import Checkpoint as StoredCheckpoint
+from pipeline.kafka.checkpoints import load_checkpoints
 from pipeline.settings import KafkaSettings
-from pipeline.topics import Topic, TopicNames
 
 
 @dataclass(frozen=True)
@@ -33,13 +26,16 @@ class Checkpoint:
     last_uid: int
 
     def to_bytes(self, at: datetime) -> bytes:
-        return json.dumps({"uidvalidity": self.uidvalidity, "last_uid": self.last_uid,
-                           "updated_at": at.isoformat()}).encode()
+        return StoredCheckpoint(updated_at=at, position={
+            "uidvalidity": self.uidvalidity, "last_uid": self.last_uid}).to_bytes()
+
+    @classmethod
+    def from_stored(cls, stored: StoredCheckpoint) -> Checkpoint:
+        return cls(int(stored.position["uidvalidity"]), int(stored.position["last_uid"]))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Checkpoint:
-        value = json.loads(data)
-        return cls(int(value["uidvalidity"]), int(value["last_uid"]))
+        return cls.from_stored(StoredCheckpoint.from_bytes(data))
 
 
 def checkpoint_key(username: str, host: str, folder: str) -> str:
@@ -49,32 +45,5 @@ def checkpoint_key(username: str, host: str, folder: str) -> str:
 async def read_checkpoints(kafka: KafkaSettings, prefix: str = "email:",
                            timeout: float = 30.0) -> dict[str, Checkpoint]:
     """The latest checkpoint per key on ``connectors.state`` (tombstones remove a key)."""
-    topic = TopicNames(kafka.topic_prefix)(Topic.CONNECTOR_STATE)
-    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    found: dict[str, Checkpoint] = {}
-    try:
-        await consumer.start()
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while await consumer.position(tp) < end:
-            if loop.time() > deadline:
-                raise BrokerError(f"{topic}: could not read checkpoints within {timeout} s")
-            batch = await consumer.getmany(tp, timeout_ms=500)
-            for record in batch.get(tp, []):
-                key = record.key.decode() if record.key else ""
-                if not key.startswith(prefix):
-                    continue
-                if record.value is None:
-                    found.pop(key, None)
-                else:
-                    found[key] = Checkpoint.from_bytes(record.value)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot read checkpoints from {topic}: {exc!r}") from exc
-    finally:
-        await consumer.stop()
-    return found
+    return {key: Checkpoint.from_stored(stored)
+            for key, stored in (await load_checkpoints(kafka, prefix, timeout)).items()}

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from connectors.hub import ConnectorHub, InboundPublisher
 from connectors.twilio import rest
-from connectors.twilio.checkpoint import checkpoint_key, read_checkpoint, save_checkpoint
+from connectors.twilio.checkpoint import checkpoint_key, read_checkpoint, save_listing
 from connectors.twilio.config import TwilioConfig
 from connectors.twilio.media import MediaFetcher
 from connectors.twilio.messaging import (
@@ -149,7 +149,7 @@ async def reconcile_once(settings: Settings, publisher: InboundPublisher,
     for message in messages:
         envelope = await build_envelope(message, message.sent_at or now, media, session)
         await publish(publisher, envelope, config.publish_timeout_seconds)
-    await save_checkpoint(producer, key, now, len(messages))
+    await save_listing(producer, key, now, len(messages), now)
     log.info("event=whatsapp_reconciled since=%s listed=%d checkpoint=%s", since.isoformat(),
              len(messages), now.isoformat())
     return len(messages)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
-from pipeline.errors import PipelineError, StageError
+from pipeline.errors import DirectoryUnavailable, PipelineError
 from pipeline.identify.core import identify, partition_key
 from pipeline.identify.reader import DirectoryReader
 from pipeline.stage import Output, RecordMeta, StageContext
@@ -29,13 +29,18 @@ def register(ctx: StageContext) -> None:
     async def follow_directory() -> None:
         # Every worker reads the whole directory topic (no group): a GlobalTable equivalent
         # we control, so a lookup can wait for changes made before the message was sent.
-        try:
-            await reader.start()
-        except PipelineError as exc:
-            log.error("event=directory_unavailable error=%s", exc)
-            failure.append(exc)
-            started.set()
-            return
+        # A directory topic that cannot be read yet is retried; messages wait meanwhile.
+        delay = ctx.settings.worker.retry_initial_seconds
+        while True:
+            try:
+                await reader.start()
+                break
+            except PipelineError as exc:
+                log.error("event=directory_unavailable retry_in_s=%.1f error=%s", delay, exc)
+                failure[:] = [exc]
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ctx.settings.worker.retry_max_seconds)
+        failure.clear()
         started.set()
         log.info("event=directory_following topic=%s", reader.topic)
         try:
@@ -44,17 +49,23 @@ def register(ctx: StageContext) -> None:
             await reader.stop()
 
     async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
-        await asyncio.wait_for(started.wait(), config.directory_timeout_seconds)
-        if failure:
-            # Dead-lettered with the reason (replayable once the directory is back).
-            raise StageError(f"employee directory unavailable: {failure[0]}", stage=STAGE,
-                             message_id=envelope.id, topic=meta.topic,
-                             partition=meta.partition, offset=meta.offset)
+        # The directory not loaded (yet) is an outage, not a verdict on the message: the
+        # stage pauses and retries it (pipeline/stage.py), it is never dead-lettered for it.
+        try:
+            await asyncio.wait_for(started.wait(), config.directory_timeout_seconds)
+        except TimeoutError as exc:
+            why = f": {failure[0]}" if failure else ""
+            raise DirectoryUnavailable("employee directory not loaded after "
+                                       f"{config.directory_timeout_seconds:g} s{why}") from exc
         if config.read_your_writes:
             # Records produced before this message are applied first (one ListOffsets
             # request per batch of older messages; see docs/identify-spam.md).
             since = meta.timestamp or None  # faust gives the record's time in seconds
-            await reader.catch_up(since, config.directory_timeout_seconds)
+            try:
+                await reader.catch_up(since, config.directory_timeout_seconds)
+            except TimeoutError as exc:
+                raise DirectoryUnavailable("employee directory did not catch up within "
+                                           f"{config.directory_timeout_seconds:g} s") from exc
         env = envelope  # decoded for this handler alone: changing it in place is safe
         env.identity = identify(env, reader.directory)
         metrics.info["directory_employees"] = len(reader.directory)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from pipeline.errors import BrokerError
 from pipeline.identify.directory import Directory
-from pipeline.kafka import client_options
+from pipeline.kafka import TopicPartition, fetched_ends, started_consumer, wait_for_partitions
 from pipeline.settings import KafkaSettings
 from pipeline.topics import Topic, TopicNames
 
@@ -32,7 +31,7 @@ class DirectoryReader:
         self.kafka = kafka
         self.directory = Directory(default_region=default_region)
         self.topic = TopicNames(kafka.topic_prefix)(Topic.DIRECTORY)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: Any = None
         self._partitions: list[TopicPartition] = []
         self._applied: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -41,23 +40,14 @@ class DirectoryReader:
         self.bad_records = 0
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(**client_options(self.kafka), group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        # Short fetch waits: a catch-up waits for one fetch answered after it began, and the
+        # embedded broker answers an idle fetch only when the wait is over.
+        consumer = await started_consumer(self.kafka, fetch_max_wait_ms=25)
         try:
-            await consumer.start()
-            parts = consumer.partitions_for_topic(self.topic)
-            deadline = time.monotonic() + 15
-            while not parts and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-                await consumer._client.force_metadata_update()  # topic just created
-                parts = consumer.partitions_for_topic(self.topic)
-        except KafkaError as exc:
+            self._partitions = await wait_for_partitions(consumer, self.topic)
+        except BrokerError:
             await consumer.stop()
-            raise BrokerError(f"cannot read {self.topic}: {exc}") from exc
-        if not parts:
-            await consumer.stop()
-            raise BrokerError(f"topic {self.topic} does not exist (run `pipeline topics --create`)")
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            raise
         consumer.assign(self._partitions)
         await consumer.seek_to_beginning(*self._partitions)
         self._consumer = consumer
@@ -95,13 +85,19 @@ class DirectoryReader:
             return
         assert self._consumer is not None, "start() first"
         started = time.time()
-        try:
-            ends = await self._consumer.end_offsets(self._partitions)
-        except KafkaError as exc:
-            raise BrokerError(f"cannot read the end of {self.topic}: {exc}") from exc
+        started_ms = started * 1000
+        ends = await fetched_ends(self._consumer, self._partitions)
 
         def caught_up() -> bool:
-            return all(self._applied.get(tp, 0) >= end for tp, end in ends.items())
+            # ListOffsets can answer low on the embedded broker: what counts is also the high
+            # watermark of a fetch answered after the wait began.
+            for tp in self._partitions:
+                if (self._consumer.last_poll_timestamp(tp) or 0) < started_ms:
+                    return False
+                end = max(ends[tp], self._consumer.highwater(tp) or 0)
+                if self._applied.get(tp, 0) < end:
+                    return False
+            return True
 
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(caught_up), timeout)

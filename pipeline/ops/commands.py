@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.kafka import consumer, read_records
 from pipeline.ops import deadletters, stats, status
-from pipeline.ops.reader import consumer, read_records
 from pipeline.settings import Settings
 from pipeline.tools import with_broker
 from pipeline.topics import Topic, TopicNames

@@ -21,8 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.blobstore import BlobStore
 from pipeline.deadletter import DeadLetter
 from pipeline.errors import ConfigError
-from pipeline.kafka import AckedProducer, ensure_topics
-from pipeline.ops.reader import consumer, read_records
+from pipeline.kafka import AckedProducer, consumer, ensure_topics, read_records
 from pipeline.settings import Settings
 from pipeline.topics import Topic, TopicNames, TopicSpec
 

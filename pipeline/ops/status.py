@@ -20,12 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from pipeline.kafka import PartitionSpan, TopicPartition, admin, consumer, read_records, spans
 from pipeline.metrics import StageSnapshot
 from pipeline.ops.deadletters import REPLAY_LEDGER
-from pipeline.ops.reader import PartitionSpan, admin, consumer, read_records, spans
 from pipeline.settings import Settings
 from pipeline.stages import STAGES
 from pipeline.topics import CATALOGUE, QUEUE_TOPIC_PREFIX, Topic, TopicNames
@@ -192,8 +191,11 @@ async def collect(settings: Settings, now: datetime) -> StatusReport:
                 committed = await adm.list_consumer_group_offsets(group, partitions=tps)
                 for tp, meta in sorted(committed.items()):
                     if meta.offset >= 0:
+                        # The embedded broker's ListOffsets can answer below what was read
+                        # and committed: a committed offset is an end that certainly exists.
+                        end = max(ends[(tp.topic, tp.partition)], meta.offset)
                         report.lag.append(LagRow(group, names.logical(tp.topic), tp.partition,
-                                                 meta.offset, ends[(tp.topic, tp.partition)]))
+                                                 meta.offset, end))
     if not groups:
         report.notes.append(f"no consumer group {settings.worker.app_id}[-…] has committed "
                             "yet (no worker running?)")

@@ -8,8 +8,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from pipeline.envelope import (
     Attachment,
     AttachmentKind,
@@ -21,7 +19,7 @@ from pipeline.envelope import (
     Sender,
 )
 from pipeline.errors import ConfigError
-from pipeline.kafka import client_options
+from pipeline.kafka import consumer, partitions_of, read_records
 from pipeline.route.core import route_case
 from pipeline.route.rules import load_rules
 from pipeline.settings import Settings
@@ -136,46 +134,24 @@ class ReplayReport:
 async def recent_routed(settings: Settings, since: datetime, limit: int) -> list[Envelope]:
     """The cases routed since ``since`` (one per case: the message that opened it)."""
     topic = TopicNames(settings.kafka.topic_prefix)(Topic.ROUTED)
-    consumer = AIOKafkaConsumer(**client_options(settings.kafka), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
     seen: dict[str, Envelope] = {}
-    try:
-        if topic not in await consumer.topics():  # also loads the topic's metadata
+    async with consumer(settings.kafka) as client:
+        if not await partitions_of(client, topic):
             raise ConfigError(f"topic {topic} does not exist on {settings.kafka.bootstrap}")
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.offsets_for_times(
-            {tp: int(since.timestamp() * 1000) for tp in tps})
-        for tp in tps:
-            found = starts.get(tp)
-            if found is not None:
-                consumer.seek(tp, found.offset)
-            else:
-                consumer.seek(tp, ends[tp])
-        pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
-        while pending and len(seen) < limit:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    if record.value is None:
-                        continue
-                    try:
-                        envelope = Envelope.from_bytes(record.value)
-                    except ValueError:
-                        continue
-                    if envelope.routing is None or envelope.routing.follows_case:
-                        continue
-                    case_id = envelope.case.case_id if envelope.case else envelope.id
-                    seen.setdefault(case_id, envelope)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
-    return list(seen.values())[:limit]
+        records = await read_records(client, topic, since_ms=int(since.timestamp() * 1000))
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            envelope = Envelope.from_bytes(record.value)
+        except ValueError:
+            continue
+        if envelope.routing is None or envelope.routing.follows_case:
+            continue
+        seen.setdefault(envelope.case.case_id if envelope.case else envelope.id, envelope)
+        if len(seen) >= limit:
+            break
+    return list(seen.values())
 
 
 async def replay(settings: Settings, path: str, hours: float, limit: int) -> ReplayReport:

@@ -7,12 +7,9 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
 from pipeline.envelope import Envelope
-from pipeline.errors import BrokerError, ConfigError
-from pipeline.kafka import AckedProducer, client_options
+from pipeline.errors import ConfigError
+from pipeline.kafka import AckedProducer, consumer, read_records
 from pipeline.settings import Settings
 from pipeline.spamfilter.policy import load_policy
 from pipeline.topics import Topic, TopicNames
@@ -37,39 +34,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 async def quarantined(settings: Settings) -> list[tuple[str | None, Envelope]]:
-    """Every record on messages.spam, oldest first (key, envelope)."""
+    """Every record on messages.spam, oldest first per partition (key, envelope)."""
     topic = TopicNames(settings.kafka.topic_prefix)(Topic.SPAM)
-    consumer = AIOKafkaConsumer(**client_options(settings.kafka), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    out: list[tuple[str | None, Envelope]] = []
-    try:
-        await consumer.start()
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                          or ())]
-        if not parts:
-            return out
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        while not await _reached(consumer, ends):
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for r in records:
-                    if r.value is not None:
-                        out.append((r.key.decode() if r.key else None,
-                                    Envelope.from_bytes(r.value)))
-    except KafkaError as exc:
-        raise BrokerError(f"cannot read {topic}: {exc}") from exc
-    finally:
-        await consumer.stop()
-    return out
-
-
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
+    async with consumer(settings.kafka) as client:
+        records = await read_records(client, topic)
+    return [(r.key.decode() if r.key else None, Envelope.from_bytes(r.value))
+            for r in records if r.value is not None]
 
 
 async def release(settings: Settings, message_id: str, now: datetime) -> Envelope:

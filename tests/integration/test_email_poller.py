@@ -140,9 +140,9 @@ async def test_every_kind_of_mail_arrives_once_and_idle_delivers_new_mail(
     assert len(flags) == 10
     assert all(FLAG.encode() in f for f in flags.values())
     state = await kafka_io.read("connectors.state", until=lambda rs: any(
-        r.value["last_uid"] == 10 for r in rs), timeout=10)
+        r.value["position"]["last_uid"] == 10 for r in rs), timeout=10)
     assert state[-1].key == f"email:{mailbox_user}@{dovecot.host}/INBOX"
-    assert state[-1].value["last_uid"] == 10
+    assert state[-1].value["position"]["last_uid"] == 10
 
 
 async def test_restart_in_the_middle_of_a_batch_loses_and_repeats_nothing(
@@ -252,8 +252,8 @@ async def test_uidvalidity_change_rescans_with_stable_ids(settings, kafka_io, do
     finally:
         await hub.stop()
     state = await kafka_io.read("connectors.state", quiet=0.5, timeout=5, count=1)
-    assert state[-1].value["uidvalidity"] != old_state[-1].value["uidvalidity"]
-    assert state[-1].value["last_uid"] == 3
+    assert state[-1].value["position"]["uidvalidity"] != old_state[-1].value["position"]["uidvalidity"]
+    assert state[-1].value["position"]["last_uid"] == 3
 
     # The re-sent copies carry the ids they had: ingest's idempotency drops them.
     ids = collections.Counter(r.value["id"] for r in after)
