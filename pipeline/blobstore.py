@@ -17,7 +17,7 @@ from pathlib import Path
 import fsspec
 from fsspec.core import url_to_fs
 
-from pipeline.errors import BlobStoreError
+from pipeline.errors import BlobNotFound, BlobStoreError, BlobStoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class BlobStore:
                 self._fs.pipe_file(tmp, data)
                 self._fs.mv(tmp, path)
         except OSError as exc:
-            raise BlobStoreError(f"cannot store blob {digest}: {exc}") from exc
+            raise BlobStoreUnavailable(f"cannot store blob {digest}: {exc}") from exc
         return StoredBlob(uri=uri, sha256=digest, size=len(data))
 
     def get(self, uri: str) -> bytes:
@@ -63,8 +63,22 @@ class BlobStore:
         try:
             with fsspec.open(uri, "rb") as fh:
                 return fh.read()  # type: ignore[no-any-return]
-        except (OSError, ValueError) as exc:
-            raise BlobStoreError(f"cannot read blob {uri}: {exc}") from exc
+        except FileNotFoundError as exc:
+            # A missing file under a store that is there is a missing blob (it will not come
+            # back); a store that is not there (unmounted, unreachable) is an outage.
+            if self._root_reachable():
+                raise BlobNotFound(f"no blob {uri}: {exc}") from exc
+            raise BlobStoreUnavailable(f"blob store {self.root} unavailable: {exc}") from exc
+        except ValueError as exc:
+            raise BlobNotFound(f"cannot read blob {uri}: {exc}") from exc
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"cannot read blob {uri}: {exc}") from exc
+
+    def _root_reachable(self) -> bool:
+        try:
+            return bool(self._fs.isdir(self._root_path))
+        except OSError:
+            return False
 
     async def aput(self, data: bytes) -> StoredBlob:
         """``put`` off the event loop (remote stores block on the network)."""

@@ -1,10 +1,15 @@
 """Exceptions of the pipeline.
 
     PipelineError                    root: everything the pipeline raises on purpose
+    ├── TransientError               a dependency is briefly away: a stage retries with backoff,
+    │                                paused, instead of dead-lettering (mixed into the ones below)
     ├── ConfigError                  a configuration file or variable is wrong (names file, key, line)
-    ├── BrokerError                  the Kafka broker cannot be reached or refused a request
+    ├── BrokerError (transient)      the Kafka broker cannot be reached or refused a request
     │   └── EmbeddedBrokerError      the embedded broker binary would not start
     ├── BlobStoreError               the blob store could not keep or return a file
+    │   ├── BlobNotFound             the store answers, but holds no such blob (poison)
+    │   └── BlobStoreUnavailable (transient)  the store itself cannot be reached
+    ├── DirectoryUnavailable (transient)  the employee directory is not loaded (yet)
     ├── EnvelopeError                a record is not a valid envelope
     ├── StageError                   a stage could not process a message (goes to dead-letter)
     └── ConnectorError               a connector could not accept input
@@ -23,11 +28,16 @@ class PipelineError(Exception):
     """Root of every error the pipeline raises on purpose."""
 
 
+class TransientError(PipelineError):
+    """A dependency (broker, blob store, directory, model) is briefly away: retry, don't
+    dead-letter. Mixed into the concrete errors, so ``except BlobStoreError`` still works."""
+
+
 class ConfigError(PipelineError):
     """A configuration file or environment variable is invalid."""
 
 
-class BrokerError(PipelineError):
+class BrokerError(TransientError):
     """The Kafka broker could not be reached or refused a request."""
 
 
@@ -37,6 +47,18 @@ class EmbeddedBrokerError(BrokerError):
 
 class BlobStoreError(PipelineError):
     """The blob store could not keep or return a file."""
+
+
+class BlobNotFound(BlobStoreError):
+    """The blob store answered, and holds no blob at that URI."""
+
+
+class BlobStoreUnavailable(BlobStoreError, TransientError):
+    """The blob store cannot be reached or refused the operation (retry later)."""
+
+
+class DirectoryUnavailable(TransientError):
+    """The employee directory is not loaded yet, or its topic cannot be read."""
 
 
 class EnvelopeError(PipelineError):

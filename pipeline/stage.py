@@ -9,6 +9,7 @@ on a bad message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.blobstore import BlobStore
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Envelope, StageMark
-from pipeline.errors import EnvelopeError
+from pipeline.errors import EnvelopeError, TransientError
 from pipeline.metrics import StageMetrics
 from pipeline.settings import Settings
 from pipeline.topics import Topic, TopicNames
@@ -146,18 +147,7 @@ class StageContext:
                           message.timestamp)
         value: bytes | None = event.value
         metrics.count(in_counter)
-        envelope: Envelope | None = None
-        try:
-            envelope = decode_envelope(value)
-            outputs = await handle(envelope, meta)
-        except Exception as exc:  # any failure is a dead letter, never a crashed worker
-            msg_id = envelope.id if envelope is not None else None
-            log.warning("event=dead_letter stage=%s message_id=%s topic=%s partition=%s "
-                        "offset=%s error=%r", stage, msg_id, meta.topic, meta.partition,
-                        meta.offset, exc)
-            metrics.count("deadletter")
-            metrics.error(f"{type(exc).__name__}: {exc}"[:300], self.now())
-            outputs = [self.dead_letter(stage, exc, meta, value, msg_id)]
+        outputs = await self._handle_with_retries(stage, meta, value, handle, metrics)
         encoded: dict[int, bytes | None] = {}  # route writes one envelope to two topics
         for output in outputs:
             if id(output.value) not in encoded:
@@ -166,6 +156,50 @@ class StageContext:
             self.topic(output.topic).send_soon(key=key, value=encoded[id(output.value)])
             metrics.count(f"out.{output.topic}")
         metrics.observe_latency(time.perf_counter() - started)
+
+    async def _handle_with_retries(self, stage: str, meta: RecordMeta, value: bytes | None,
+                                   handle: EnvelopeHandler, metrics: StageMetrics
+                                   ) -> Sequence[Output]:
+        """The handler's outputs; a transient failure is retried with backoff (the stage
+        waits on this message, so its partition pauses), any other failure is the message's
+        dead letter at once."""
+        conf = self.settings.worker
+        delay = conf.retry_initial_seconds
+        paused_since: float | None = None
+        while True:
+            envelope: Envelope | None = None
+            try:
+                envelope = decode_envelope(value)  # afresh: a failed try may have changed it
+                outputs = await handle(envelope, meta)
+            except TransientError as exc:
+                msg_id = envelope.id if envelope is not None else None
+                if paused_since is None:
+                    paused_since = time.monotonic()
+                    metrics.count("paused")
+                    log.warning("event=stage_paused stage=%s message_id=%s topic=%s "
+                                "partition=%s offset=%s retry_in_s=%.1f error=%r", stage,
+                                msg_id, meta.topic, meta.partition, meta.offset, delay, exc)
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                metrics.count("retried")
+                metrics.error(reason, self.now())
+                metrics.info["paused"] = reason
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, conf.retry_max_seconds)
+                continue
+            except Exception as exc:  # poison: a dead letter, never a crashed worker
+                msg_id = envelope.id if envelope is not None else None
+                log.warning("event=dead_letter stage=%s message_id=%s topic=%s partition=%s "
+                            "offset=%s error=%r", stage, msg_id, meta.topic, meta.partition,
+                            meta.offset, exc)
+                metrics.count("deadletter")
+                metrics.error(f"{type(exc).__name__}: {exc}"[:300], self.now())
+                outputs = [self.dead_letter(stage, exc, meta, value, msg_id)]
+            if paused_since is not None:
+                metrics.info.pop("paused", None)
+                log.info("event=stage_resumed stage=%s topic=%s partition=%s offset=%s "
+                         "paused_s=%.1f", stage, meta.topic, meta.partition, meta.offset,
+                         time.monotonic() - paused_since)
+            return outputs
 
     def envelope_agent(self, stage: str, source: Topic | str, handle: EnvelopeHandler,
                        *, concurrency: int = 1, name: str | None = None) -> faust.types.AgentT:

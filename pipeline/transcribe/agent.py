@@ -29,7 +29,7 @@ import mode
 from faust.types import StreamT
 
 from pipeline.envelope import Attachment, Envelope, Transcript
-from pipeline.errors import BlobStoreError
+from pipeline.errors import BlobNotFound
 from pipeline.stage import Output, RecordMeta, StageContext
 from pipeline.topics import Topic
 from pipeline.transcribe import core
@@ -92,9 +92,9 @@ def register(ctx: StageContext) -> None:
         assert attachment.uri is not None
         try:
             data = await ctx.blobs.aget(attachment.uri)
-        except BlobStoreError as exc:
-            metrics.count("error.blob_unavailable")
-            return core.failed_transcript(attachment, f"blob_unavailable: {exc}", config.model)
+        except BlobNotFound as exc:  # BlobStoreUnavailable propagates: the stage retries
+            metrics.count("error.blob_missing")
+            return core.failed_transcript(attachment, f"blob_missing: {exc}", config.model)
         started = time.perf_counter()
         try:
             recognition = await transcriber.transcribe(data)
@@ -102,7 +102,7 @@ def register(ctx: StageContext) -> None:
             metrics.count(f"error.{exc.code}")
             return core.failed_transcript(attachment, exc.describe(), config.model)
         except ModelUnavailable:
-            raise  # an operations problem, not a verdict on the audio: dead letter (replayable)
+            raise  # an operations problem, not a verdict on the audio: the stage retries
         except Exception as exc:  # a decoder or model failure on this one file
             metrics.count("error.transcription_failed")
             return core.failed_transcript(

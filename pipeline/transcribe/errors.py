@@ -3,6 +3,7 @@
     PipelineError
     └── TranscribeError              root of this stage's errors
         ├── ModelUnavailable         the Whisper model could not be found, assembled or loaded
+        │                            (also a TransientError: retried, the stage paused)
         └── AudioError               one recording cannot be transcribed (the message goes on
             │                        with ``Transcript.error = "<code>: <detail>"``)
             ├── EmptyAudio           no bytes, or no audio samples
@@ -11,20 +12,21 @@
             └── AudioTooLong         longer than ``transcribe.max_audio_seconds``
 
 ``ModelUnavailable`` is an operations problem (wrong model name, no network to download it):
-the message is dead-lettered, replayable once fixed. ``AudioError`` is the sender's problem:
+a ``TransientError``, so the stage pauses and retries the message (status shows why) rather
+than dead-lettering every recording. ``AudioError`` is the sender's problem:
 the message continues with the reason recorded.
 """
 
 from __future__ import annotations
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientError
 
 
 class TranscribeError(PipelineError):
     """Root of the transcribe stage's errors."""
 
 
-class ModelUnavailable(TranscribeError):
+class ModelUnavailable(TranscribeError, TransientError):
     """The Whisper model could not be found, assembled or loaded."""
 
 
