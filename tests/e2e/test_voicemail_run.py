@@ -1,0 +1,129 @@
+"""The voicemail line alone through `pipeline run`: a routed case must be on cases.routed,
+and SIGTERM must stop the process promptly without losing it.
+
+Reproduces the issue seen from outside: with only the voicemail line (one voicemail
+transcribed, accepted and routed, one silent call quarantined), the case reached
+``queue.general`` but ``cases.routed`` looked empty, and ``pipeline run`` ignored SIGTERM for
+~40 s. Twilio's cloud cannot run here: the ``twilio_cloud`` fixture, a local HTTP server
+speaking Twilio's documented REST contract, serves the recordings, and the webhooks are
+signed by the real twilio SDK. The recordings are 8 kHz mono WAV, as Twilio records calls.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.broker import free_port
+from pipeline.kafka import consumer, read_records
+from tests.fixtures.broker import override
+from tests.integration.test_twilio_voice import LINE, call_form, recording_form
+from tests.integration.twilio_helpers import CUSTOMER, post_signed, twilio_settings
+
+# Known, not yet fixed (issue 13 §4, issue 17): in most runs the routed record never reaches
+# cases.routed although queue.general has it and route counted it (faust's producer leaves it
+# unsent; not found yet), and in some runs the 8 kHz voicemail is quarantined as
+# incomprehensible. The test reproduces both and tells which; it must pass once they are fixed.
+pytestmark = [pytest.mark.slow, pytest.mark.xfail(
+    reason="issue 13 §4: routed voicemail missing from cases.routed; issue 17: 8 kHz speech "
+           "quarantined", strict=False)]
+
+DIRECTORY = f"""\
+accounts:
+  - id: ACC-77
+    name: Hangers Lyon
+    country: FR
+    language: fr
+    employees:
+      - id: EMP-77-1
+        name: Claire Martin
+        phones: ["{CUSTOMER}"]
+"""
+
+
+def phone_wav(tmp: Path, name: str, text: str | None) -> bytes:
+    """8 kHz mono 16-bit WAV, as Twilio records a call: speech (espeak-ng) or 4 s of silence."""
+    out = tmp / f"{name}.wav"
+    if text is None:
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "trim", "0",
+                        "4"], check=True, timeout=60)
+    else:
+        wide = tmp / f"{name}-22k.wav"
+        subprocess.run(["espeak-ng", "-v", "fr", "-w", str(wide), text], check=True, timeout=60)
+        subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(out)],
+                       check=True, timeout=60)
+    return out.read_bytes()
+
+
+class RunningHub:
+    """What post_signed needs of a hub: the port `pipeline run` listens on."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
+async def voicemail(hub: RunningHub, cloud, call_sid: str, audio: bytes,  # type: ignore[no-untyped-def]
+                    seconds: int) -> None:
+    recording_sid = f"RE{call_sid[2:]}"
+    url = cloud.add_recording(call_sid, recording_sid, audio, duration=seconds)
+    status, _, _ = await post_signed(hub, "/twilio/voice", call_form(call_sid))
+    assert status == 200
+    status, body, _ = await post_signed(
+        hub, f"/twilio/voice/recording?caller=%2B{CUSTOMER[1:]}&line=%2B{LINE[1:]}",
+        recording_form(call_sid, recording_sid, url, duration=seconds))
+    assert status in (200, 204), body
+
+
+async def test_routed_voicemail_is_on_cases_routed_and_sigterm_stops_promptly(
+        settings, kafka_io, pipeline_process, pipeline_cli, twilio_cloud, tmp_path):
+    port = free_port()
+    settings = twilio_settings(override(settings, http={"port": port}), twilio_cloud)
+    await kafka_io.create_topics()
+    directory = tmp_path / "employees.yaml"
+    directory.write_text(DIRECTORY)
+    assert pipeline_cli(["directory", "import", str(directory)], settings).returncode == 0
+
+    run = pipeline_process(["run"], settings, timeout=120)
+    hub = RunningHub(port)
+    spoken = phone_wav(tmp_path, "spoken", "Bonjour, c'est Claire Martin de Hangers Lyon. "
+                       "La caisse affiche une erreur depuis ce matin, rappelez-moi s'il vous "
+                       "plaît.")
+    await voicemail(hub, twilio_cloud, "CA7001", spoken, 8)
+    await voicemail(hub, twilio_cloud, "CA7002", phone_wav(tmp_path, "silent", None), 4)
+
+    raw = await kafka_io.read("inbound.raw", count=2, timeout=30)
+    ids = {r.value["source_id"]: r.value["id"] for r in raw}
+    spoken_id = next(i for s, i in ids.items() if "RE7001" in s)
+    silent_id = next(i for s, i in ids.items() if "RE7002" in s)
+
+    routed = await kafka_io.read("cases.routed", timeout=60,
+                                 until=lambda rs: any(r.value["id"] == spoken_id for r in rs))
+    if [r.value["id"] for r in routed] != [spoken_id]:  # say what the pipeline did instead
+        seen = {t: [(r.partition, r.offset, r.value.get("id") if r.value else None)
+                    for r in await kafka_io.read(t, timeout=3)]
+                for t in ("messages.accepted", "cases.updates", "cases.routed", "queue.general")}
+        route = [r.value for r in await kafka_io.read("pipeline.metrics", timeout=3)
+                 if r.key == "route"][-1:]
+        raise AssertionError(f"not on cases.routed: {spoken_id}; topics: {seen}; "
+                             f"route metrics: {route}\n{run.output()[-2000:]}")
+    queued = await kafka_io.read("queue.general", timeout=30,
+                                 until=lambda rs: any(r.value["id"] == spoken_id for r in rs))
+    assert any(r.value["id"] == spoken_id for r in queued)
+    spam = await kafka_io.read("messages.spam", timeout=60,
+                               until=lambda rs: any(r.value["id"] == silent_id for r in rs))
+    assert any(r.value["id"] == silent_id for r in spam)
+
+    started = time.monotonic()
+    code = run.stop(timeout=45)
+    stopped_in = time.monotonic() - started
+    assert code == 0, run.output()[-3000:]
+    assert stopped_in < 30, f"SIGTERM took {stopped_in:.1f} s:\n{run.output()[-3000:]}"
+
+    # A bounded read from the beginning (what `pipeline tail`, status and stats do) finds it.
+    names = kafka_io.names
+    async with consumer(settings.kafka) as client:
+        records = await read_records(client, names("cases.routed"))
+    assert [r.key for r in records] == [b"ACC-77"]
