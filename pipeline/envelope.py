@@ -1,9 +1,19 @@
 """The message envelope: the one model every connector writes and every stage reads.
 
-JSON on the wire (``to_bytes`` / ``from_bytes``); ``schema_version`` is bumped on any
-change that an older reader could misread. Stages only *add* their own section
+JSON on the wire (``to_bytes`` / ``from_bytes``). Stages only *add* their own section
 (``transcripts``, ``identity``, ``refs``, ``spam``, ``case``, ``routing``); they never
 rewrite what a connector wrote, so any topic can be replayed into any later stage.
+
+The envelope is a contract between versions (a rolling upgrade runs newer connectors
+beside older workers):
+
+* ``schema_version`` is the *major* version. It is bumped only on a change an older reader
+  could misread (a field removed, renamed, or given another meaning or type). Reading an
+  envelope of a newer major version raises ``UnsupportedEnvelopeVersion`` (an
+  ``EnvelopeError``: the stage dead-letters it with that reason, to replay after the upgrade).
+* Adding an optional field is not a new major version: every model keeps fields it does not
+  know (``extra="allow"``) and writes them back unchanged, so an older stage re-encoding an
+  envelope passes a newer writer's fields on.
 """
 
 from __future__ import annotations
@@ -13,8 +23,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.errors import UnsupportedEnvelopeVersion
+
+# The major version this code reads and writes (see the module docstring).
 SCHEMA_VERSION = 1
 
 # uuid5 namespace for message ids: the same channel + source id always gives the same id,
@@ -40,7 +53,9 @@ class AttachmentKind(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Unknown fields are kept and written back: a newer writer's additions survive an older
+    # stage (nested sections too, where a newer stage may add a field to its own section).
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class AppIdentity(_Model):
@@ -227,6 +242,17 @@ class Envelope(_Model):
     routing: Routing | None = None
     trace: list[StageMark] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_newer_major_version(cls, data: Any) -> Any:
+        # Before any field is read: a newer major version may have changed what the fields
+        # mean, so its envelope is refused as a whole, with the version as the reason.
+        if isinstance(data, dict):
+            seen = _major(data.get("schema_version"))
+            if seen is not None and seen > SCHEMA_VERSION:
+                raise UnsupportedEnvelopeVersion(seen, SCHEMA_VERSION)
+        return data
+
     @field_validator("headers")
     @classmethod
     def _lower_header_names(cls, headers: dict[str, str]) -> dict[str, str]:
@@ -261,6 +287,20 @@ class Envelope(_Model):
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Envelope:
         return cls.model_validate_json(data)
+
+
+def _major(version: Any) -> int | None:
+    """The major version an envelope declares (``2``, ``"2"``, ``"2.1"``), None if unreadable."""
+    if isinstance(version, bool):
+        return None
+    if isinstance(version, int):
+        return version
+    if isinstance(version, float) and version.is_integer():
+        return int(version)
+    if isinstance(version, str):
+        head = version.strip().split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+    return None
 
 
 def message_id(channel: Channel | str, source_id: str) -> str:
