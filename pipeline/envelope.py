@@ -218,6 +218,10 @@ class Envelope(_Model):
     id: str = ""
     channel: Channel
     source_id: str
+    # Digest of the source message's content, set by connectors whose source ids are not
+    # unique on their own (email: Message-IDs collide). Part of the id and the idempotency
+    # key, so a retry (same id, same content) is dropped and a collision is a new message.
+    source_digest: str | None = None
     received_at: datetime
     sender: Sender = Field(default_factory=Sender)
     text: str = ""
@@ -260,11 +264,18 @@ class Envelope(_Model):
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
-            self.id = message_id(self.channel, self.source_id)
+            self.id = message_id(self.channel, self.source_id, self.source_digest)
 
     @property
     def idempotency_key(self) -> str:
         """Same value for every delivery of one source message (Twilio retry, IMAP re-scan)."""
+        if self.source_digest:
+            return f"{self.source_key}#{self.source_digest}"
+        return self.source_key
+
+    @property
+    def source_key(self) -> str:
+        """Channel and source id alone: shared by distinct messages whose source id collides."""
         return f"{self.channel.value}:{self.source_id}"
 
     @property
@@ -303,6 +314,9 @@ def _major(version: Any) -> int | None:
     return None
 
 
-def message_id(channel: Channel | str, source_id: str) -> str:
-    """Stable message id derived from channel + source id."""
-    return str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{Channel(channel).value}\x1f{source_id}"))
+def message_id(channel: Channel | str, source_id: str, source_digest: str | None = None) -> str:
+    """Stable message id derived from channel + source id (+ content digest where set)."""
+    name = f"{Channel(channel).value}\x1f{source_id}"
+    if source_digest:
+        name += f"\x1f{source_digest}"
+    return str(uuid.uuid5(_MESSAGE_NAMESPACE, name))
