@@ -65,7 +65,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # worker just read (standby reading still in flight when a partition becomes active,
         # e.g. written by a stopping worker) with an end offset fetched a moment earlier, and
         # on that false alarm faust crashes the whole worker (seen in the rebalance test).
-        "recovery_consistency_check": not w.table_store.startswith("memory:"),
+        # See WorkerSettings.recovery_consistency_check for the embedded broker.
+        "recovery_consistency_check": (w.recovery_consistency_check
+                                       and not w.table_store.startswith("memory:")),
     }
     if k.sasl_mechanism:
         options["broker_credentials"] = faust.SASLCredentials(

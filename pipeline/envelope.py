@@ -1,9 +1,19 @@
 """The message envelope: the one model every connector writes and every stage reads.
 
-JSON on the wire (``to_bytes`` / ``from_bytes``); ``schema_version`` is bumped on any
-change that an older reader could misread. Stages only *add* their own section
+JSON on the wire (``to_bytes`` / ``from_bytes``). Stages only *add* their own section
 (``transcripts``, ``identity``, ``refs``, ``spam``, ``case``, ``routing``); they never
 rewrite what a connector wrote, so any topic can be replayed into any later stage.
+
+The envelope is a contract between versions (a rolling upgrade runs newer connectors
+beside older workers):
+
+* ``schema_version`` is the *major* version. It is bumped only on a change an older reader
+  could misread (a field removed, renamed, or given another meaning or type). Reading an
+  envelope of a newer major version raises ``UnsupportedEnvelopeVersion`` (an
+  ``EnvelopeError``: the stage dead-letters it with that reason, to replay after the upgrade).
+* Adding an optional field is not a new major version: every model keeps fields it does not
+  know (``extra="allow"``) and writes them back unchanged, so an older stage re-encoding an
+  envelope passes a newer writer's fields on.
 """
 
 from __future__ import annotations
@@ -13,8 +23,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.errors import UnsupportedEnvelopeVersion
+
+# The major version this code reads and writes (see the module docstring).
 SCHEMA_VERSION = 1
 
 # uuid5 namespace for message ids: the same channel + source id always gives the same id,
@@ -40,7 +53,9 @@ class AttachmentKind(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Unknown fields are kept and written back: a newer writer's additions survive an older
+    # stage (nested sections too, where a newer stage may add a field to its own section).
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class AppIdentity(_Model):
@@ -203,6 +218,10 @@ class Envelope(_Model):
     id: str = ""
     channel: Channel
     source_id: str
+    # Digest of the source message's content, set by connectors whose source ids are not
+    # unique on their own (email: Message-IDs collide). Part of the id and the idempotency
+    # key, so a retry (same id, same content) is dropped and a collision is a new message.
+    source_digest: str | None = None
     received_at: datetime
     sender: Sender = Field(default_factory=Sender)
     text: str = ""
@@ -227,6 +246,17 @@ class Envelope(_Model):
     routing: Routing | None = None
     trace: list[StageMark] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_newer_major_version(cls, data: Any) -> Any:
+        # Before any field is read: a newer major version may have changed what the fields
+        # mean, so its envelope is refused as a whole, with the version as the reason.
+        if isinstance(data, dict):
+            seen = _major(data.get("schema_version"))
+            if seen is not None and seen > SCHEMA_VERSION:
+                raise UnsupportedEnvelopeVersion(seen, SCHEMA_VERSION)
+        return data
+
     @field_validator("headers")
     @classmethod
     def _lower_header_names(cls, headers: dict[str, str]) -> dict[str, str]:
@@ -234,11 +264,18 @@ class Envelope(_Model):
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
-            self.id = message_id(self.channel, self.source_id)
+            self.id = message_id(self.channel, self.source_id, self.source_digest)
 
     @property
     def idempotency_key(self) -> str:
         """Same value for every delivery of one source message (Twilio retry, IMAP re-scan)."""
+        if self.source_digest:
+            return f"{self.source_key}#{self.source_digest}"
+        return self.source_key
+
+    @property
+    def source_key(self) -> str:
+        """Channel and source id alone: shared by distinct messages whose source id collides."""
         return f"{self.channel.value}:{self.source_id}"
 
     @property
@@ -263,6 +300,23 @@ class Envelope(_Model):
         return cls.model_validate_json(data)
 
 
-def message_id(channel: Channel | str, source_id: str) -> str:
-    """Stable message id derived from channel + source id."""
-    return str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{Channel(channel).value}\x1f{source_id}"))
+def _major(version: Any) -> int | None:
+    """The major version an envelope declares (``2``, ``"2"``, ``"2.1"``), None if unreadable."""
+    if isinstance(version, bool):
+        return None
+    if isinstance(version, int):
+        return version
+    if isinstance(version, float) and version.is_integer():
+        return int(version)
+    if isinstance(version, str):
+        head = version.strip().split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+    return None
+
+
+def message_id(channel: Channel | str, source_id: str, source_digest: str | None = None) -> str:
+    """Stable message id derived from channel + source id (+ content digest where set)."""
+    name = f"{Channel(channel).value}\x1f{source_id}"
+    if source_digest:
+        name += f"\x1f{source_digest}"
+    return str(uuid.uuid5(_MESSAGE_NAMESPACE, name))

@@ -11,6 +11,7 @@
     │   └── BlobStoreUnavailable (transient)  the store itself cannot be reached
     ├── DirectoryUnavailable (transient)  the employee directory is not loaded (yet)
     ├── EnvelopeError                a record is not a valid envelope
+    │   └── UnsupportedEnvelopeVersion   written by a newer major version than this code reads
     ├── StageError                   a stage could not process a message (goes to dead-letter)
     └── ConnectorError               a connector could not accept input
         ├── SignatureError           a request's signature does not verify
@@ -63,6 +64,17 @@ class DirectoryUnavailable(TransientError):
 
 class EnvelopeError(PipelineError):
     """A record could not be read as an envelope."""
+
+
+class UnsupportedEnvelopeVersion(EnvelopeError):
+    """An envelope of a newer major ``schema_version`` than this code reads."""
+
+    def __init__(self, seen: int, supported: int) -> None:
+        super().__init__(
+            f"envelope schema_version {seen} is newer than the version this worker reads "
+            f"({supported}); upgrade this worker, then replay the dead letter")
+        self.seen = seen
+        self.supported = supported
 
 
 class StageError(PipelineError):

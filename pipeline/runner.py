@@ -47,12 +47,21 @@ def broker_for(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
     log.warning("event=embedded_broker %s", EMBEDDED_WARNING)
+    worker = settings.worker
+    if not worker.table_store.startswith("memory:"):
+        # The embedded broker forgets every topic when it stops: tables kept on disk from
+        # an earlier run would describe changelogs that no longer exist (stale idempotency
+        # keys would drop new messages as retries). A fresh broker gets fresh tables.
+        log.warning("event=table_store_ignored store=%s reason=embedded_broker_is_in_memory "
+                    "using=memory://", worker.table_store)
+        worker = worker.model_copy(update={"table_store": "memory://"})
     broker = EmbeddedBroker(log_path=None).start()
     write_state(broker)
     try:
         yield settings.model_copy(update={
             "kafka": settings.kafka.model_copy(update={"bootstrap": broker.bootstrap,
-                                                       "embedded": True})})
+                                                       "embedded": True}),
+            "worker": worker})
     finally:
         broker.stop()
         STATE_FILE.unlink(missing_ok=True)

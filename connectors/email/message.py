@@ -36,6 +36,8 @@ def to_envelope(parsed: ParsedEmail, *, source_id: str, received_at: datetime,
     return Envelope(
         channel=Channel.EMAIL,
         source_id=source_id,
+        # Message-IDs collide: the content tells a retry from another message (docs/email.md).
+        source_digest=parsed.content_digest or None,
         received_at=received_at,
         sender=Sender(email=parsed.from_email, display_name=parsed.from_name),
         text=parts.new_text,

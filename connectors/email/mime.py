@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import email
 import email.utils
+import hashlib
 import mimetypes
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ AUTO_REPLY_HEADERS = ("auto-submitted", "x-autoreply", "x-autorespond", "precede
 # Single-byte charsets that decode any byte: a declared one hides UTF-8 sent by mistake.
 _SINGLE_BYTE = {"ascii", "iso8859_1", "iso8859_15", "cp1252"}
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# The blank line that ends the header block (CRLF on the wire, LF in some stores).
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass
@@ -58,6 +61,32 @@ class ParsedEmail:
     text_source: str = "none"
     attachments: list[ParsedAttachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What makes two deliveries one message (see ``content_digest``).
+    content_digest: str = ""
+
+
+def content_digest(raw: bytes, *, headers_only: bool = False, msg: Message | None = None) -> str:
+    """sha256 of what the sender wrote: From, Subject, Date and the body (MIME parts and
+    attachments included), line endings normalised.
+
+    Message-IDs are not unique in practice (broken mailers, list software, test corpora),
+    so the Message-ID alone cannot tell a retry from another message. The trace headers a
+    server adds on each delivery (Received, Delivered-To, Return-Path...) are left out, so
+    a re-scan or a second delivery of one message gives the same digest. When only the
+    header was fetched (over the size limit), that header block is all there is to digest.
+    """
+    if headers_only:
+        return "sha256:" + hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()
+    split = _END_OF_HEADERS.search(raw)
+    head, body = (raw[:split.start()], raw[split.end():]) if split else (raw, b"")
+    if msg is None:
+        msg = email.message_from_bytes(head + b"\n\n", policy=default_policy)
+    digest = hashlib.sha256()
+    for name in ("from", "subject", "date"):
+        value = next((v for k, v in msg.raw_items() if k.lower() == name), "")  # type: ignore[attr-defined]
+        digest.update(" ".join(str(value).split()).encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(body.replace(b"\r\n", b"\n").rstrip(b"\n"))
+    return "sha256:" + digest.hexdigest()
 
 
 def decode_text(data: bytes, declared: str | None) -> tuple[str, str | None]:
@@ -102,7 +131,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int, headers_only: bool = F
     names = {name.lower() for name in msg}
     if not names & {"from", "message-id", "date", "subject", "sender"}:
         raise MalformedEmail("no From, Message-ID, Date or Subject header: not an email")
-    parsed = ParsedEmail()
+    parsed = ParsedEmail(content_digest=content_digest(raw, headers_only=headers_only, msg=msg))
     _read_headers(msg, parsed)
     if headers_only:
         return parsed

@@ -6,7 +6,13 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Attachment, AttachmentKind, Envelope
-from pipeline.ingest.core import Sighting, is_source_retry, normalise
+from pipeline.ingest.core import (
+    Sighting,
+    collision_note,
+    is_source_id_collision,
+    is_source_retry,
+    normalise,
+)
 from pipeline.stage import Output, RecordMeta, StageContext
 from pipeline.topics import Topic
 
@@ -20,8 +26,9 @@ def register(ctx: StageContext) -> None:
     config = ctx.settings.ingest
     window = config.idempotency_window_hours * 3600
     metrics = ctx.stage_metrics(STAGE)
-    # Keys are channel:source_id; inbound.raw is keyed by sender, and a source message
-    # always has the same sender, so every delivery of it lands in the same partition.
+    # Keys are channel:source_id (plus the content digest where the connector sets one);
+    # inbound.raw is keyed by sender, and a source message always has the same sender, so
+    # every delivery of it lands in the same partition.
     seen = ctx.app.Table("ingest-seen", default=None, partitions=ctx.settings.kafka.partitions)
     last_sweep: dict[int, float] = {}
 
@@ -46,8 +53,18 @@ def register(ctx: StageContext) -> None:
             metrics.count("dropped.source_retry")
             log.info("event=source_retry_dropped message_id=%s key=%s", envelope.id, key)
             return []
+        # Where the source id alone is not unique (email Message-IDs), its first sighting
+        # tells an operator that this distinct message shares it with another one.
+        shared_key = envelope.source_key if envelope.source_digest else None
+        stored_shared = seen.get(shared_key) if shared_key else None
+        shared = Sighting(*stored_shared) if stored_shared else None
         result = normalise(envelope, config)
         env = result.envelope
+        if shared is not None and is_source_id_collision(shared, envelope.source_digest, now,
+                                                         window):
+            env.notes.append(collision_note(envelope, shared))
+            metrics.count("source_id_collision")
+            log.info("event=source_id_collision message_id=%s key=%s", envelope.id, shared_key)
         if result.overflow_text is not None:
             stored_blob = await ctx.blobs.aput(result.overflow_text.encode("utf-8"))
             env.attachments.append(Attachment(
@@ -58,6 +75,8 @@ def register(ctx: StageContext) -> None:
         # a transient reason (blob store down) must not be taken for a retry when replayed.
         if first is None:
             seen[key] = [now, meta.partition, meta.offset]
+        if shared_key is not None and shared is None:
+            seen[shared_key] = [now, meta.partition, meta.offset, envelope.source_digest]
         ctx.mark(env, STAGE)
         return [Output(Topic.NORMALIZED, env.sender_key, env)]
 

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from pipeline.envelope import Envelope
+from pipeline.envelope import Envelope, message_id
 from pipeline.ingest.config import IngestConfig
 
 # Control characters other than newline and tab (and the Unicode line/paragraph separators,
@@ -72,11 +72,13 @@ def normalise(envelope: Envelope, config: IngestConfig) -> Normalised:
 
 @dataclass(frozen=True)
 class Sighting:
-    """When and where an idempotency key was first seen."""
+    """When and where an idempotency key was first seen (and, for a source key shared by
+    messages of different content, the content digest of the first one)."""
 
     seen_at: float
     partition: int
     offset: int
+    digest: str | None = None
 
 
 def is_source_retry(first: Sighting | None, partition: int, offset: int, now: float,
@@ -89,3 +91,25 @@ def is_source_retry(first: Sighting | None, partition: int, offset: int, now: fl
     if first is None or now - first.seen_at > window_seconds:
         return False
     return not (first.partition == partition and first.offset == offset)
+
+
+def is_source_id_collision(first: Sighting | None, digest: str | None, now: float,
+                           window_seconds: float) -> bool:
+    """Another message, of different content, already came with this source id.
+
+    ``first`` is the first sighting of the bare source key (channel + source id). It is not
+    a retry (retries share the digest, and the idempotency key already caught them): it is
+    a distinct message that happens to carry the same source id (an email Message-ID reused
+    by a broken mailer or list software). Entries written before digests existed carry
+    none: nothing can be said of them.
+    """
+    if first is None or digest is None or first.digest is None:
+        return False
+    return now - first.seen_at <= window_seconds and first.digest != digest
+
+
+def collision_note(envelope: Envelope, first: Sighting) -> str:
+    """What the envelope says about the message it shares its source id with."""
+    other = message_id(envelope.channel, envelope.source_id, first.digest)
+    return (f"source id {envelope.source_id} already used by another message with different "
+            f"content (id {other}): kept as a distinct message")

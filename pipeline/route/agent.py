@@ -13,9 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pipeline.envelope import Envelope, Routing
+from pipeline.envelope import Envelope
 from pipeline.kafka import ensure_topics
-from pipeline.route.core import follow_case, needs_refresh, remember_case, route_case
+from pipeline.route.core import (
+    follow_case,
+    needs_refresh,
+    remember_case,
+    remembered_routing,
+    route_case,
+)
 from pipeline.route.reload import RulesHolder
 from pipeline.stage import Output, RecordMeta, StageContext
 from pipeline.topics import QUEUE_TOPIC_PREFIX, Topic, spec
@@ -56,7 +62,7 @@ def register(ctx: StageContext) -> None:
                 max_age_days=config.remember_cases_days, max_cases=CASES_PER_ACCOUNT)
 
         if stored is not None:
-            previous = Routing.model_validate(stored)
+            previous = remembered_routing(stored)
             routing = previous if case and case.action == "opened" else follow_case(
                 previous, holder.version)
             metrics.count("followed_case" if routing.follows_case else "redelivered")

@@ -225,6 +225,12 @@ def remember_case(known: dict[str, dict], case_id: str, routing: dict,  # type: 
     return kept
 
 
+def remembered_routing(stored: dict) -> Routing:  # type: ignore[type-arg]
+    """The routing of a remembered case, without the table's own bookkeeping: the envelope
+    model keeps unknown fields, so ``remembered_at`` would otherwise travel on the case."""
+    return Routing.model_validate({k: v for k, v in stored.items() if k != REMEMBERED_AT})
+
+
 def needs_refresh(stored: dict, at: datetime) -> bool:  # type: ignore[type-arg]
     """Whether a followed case's remembered time is old enough to be moved to ``at``."""
     remembered = stored.get(REMEMBERED_AT)

@@ -17,7 +17,6 @@ from connectors.email.poller import EmailPoller, reconcile
 from connectors.hub import ConnectorHub
 from pipeline.blobstore import BlobStore
 from pipeline.broker import EmbeddedBroker
-from pipeline.envelope import message_id
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from tests import email_samples as samples
@@ -256,11 +255,12 @@ async def test_uidvalidity_change_rescans_with_stable_ids(settings, kafka_io, do
     assert state[-1].value["position"]["last_uid"] == 3
 
     # The re-sent copies carry the ids they had: ingest's idempotency drops them.
-    ids = collections.Counter(r.value["id"] for r in after)
-    assert ids[message_id("email", "<plain-1@boulangerie-martin.fr>")] == 2
-    assert ids[message_id("email", "<reply@boulangerie-martin.fr>")] == 2
-    assert ids[message_id("email", "<plain-3@boulangerie-martin.fr>")] == 1
-    assert {r.value["id"] for r in first} <= set(ids)
+    copies = collections.Counter(r.value["source_id"] for r in after)
+    assert copies["<plain-1@boulangerie-martin.fr>"] == 2
+    assert copies["<reply@boulangerie-martin.fr>"] == 2
+    assert copies["<plain-3@boulangerie-martin.fr>"] == 1
+    ids = {r.value["id"] for r in after}
+    assert len(ids) == 3 and {r.value["id"] for r in first} <= ids
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
@@ -353,3 +353,43 @@ async def test_broker_unavailable_leaves_mail_unflagged_then_takes_it(
                                "<plain-2@boulangerie-martin.fr>"]
     assert all(len(ids) == 1 for ids in by_source.values())  # a repeat keeps its id
     assert all(FLAG.encode() in flags for flags in after.values())
+
+
+async def test_distinct_mails_sharing_a_message_id_both_reach_ingest_and_a_retry_does_not(
+        settings, kafka_io, dovecot, mailbox_user, pipeline_process):
+    """A broken mailer reuses one Message-ID for two different mails; the first is also
+    stored twice (the same bytes: a re-delivery). Two messages come out of ingest, the
+    second with a note; the copy is dropped as a source retry and counted."""
+    await kafka_io.create_topics()
+    conf = email_settings(settings, dovecot, mailbox_user)
+    first = samples.plain(1)
+    other = samples.plain(1, text="Bonjour,\n\nla facture FA-2026-118 est fausse.\n\nJeanne")
+    append(dovecot, mailbox_user, "INBOX", [first, other, first])
+    hub = ConnectorHub(conf, ["email"])
+    await hub.start()
+    try:
+        raw = await kafka_io.read("inbound.raw", count=3, timeout=60)
+    finally:
+        await hub.stop()
+    assert {r.value["source_id"] for r in raw} == {"<plain-1@boulangerie-martin.fr>"}
+    assert len({r.value["id"] for r in raw}) == 2, "the copy has the id of the first"
+
+    pipeline_process(["worker", "--stages", "ingest"], conf)
+    out = await kafka_io.read("messages.normalized", count=2, timeout=90, quiet=2.0)
+    texts = [r.value["text"] for r in out]
+    assert len(out) == 2, f"expected two messages, got {texts}"
+    assert "la commande MH38 est bloquée" in texts[0]
+    assert "la facture FA-2026-118 est fausse." in texts[1]
+    assert out[0].value["id"] != out[1].value["id"]
+    assert not any("already used by another message" in n for n in out[0].value["notes"])
+    assert any(out[0].value["id"] in n for n in out[1].value["notes"])
+
+    def retries(records) -> int:  # type: ignore[no-untyped-def]
+        ingest = [r.value for r in records if r.value["stage"] == "ingest"]
+        return ingest[-1]["counters"].get("dropped.source_retry", 0) if ingest else 0
+
+    metrics = await kafka_io.read("pipeline.metrics", timeout=30,
+                                  until=lambda records: retries(records) >= 1)
+    assert retries(metrics) == 1
+    assert any(r.value["stage"] == "ingest"
+               and r.value["counters"].get("source_id_collision") == 1 for r in metrics)

@@ -139,3 +139,49 @@ def test_source_id_without_message_id_is_the_digest_of_the_bytes():
     assert parsed.message_id is None
     assert source_id_for(parsed, raw) == source_id_for(parsed, raw)
     assert source_id_for(parsed, raw).startswith("sha256:")
+
+
+def envelope_of(raw: bytes, uid: int = 7):  # type: ignore[no-untyped-def]
+    parsed = parse_email(raw, max_attachment_bytes=LIMIT)
+    return to_envelope(parsed, source_id=source_id_for(parsed, raw),
+                       received_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC), attachments=[],
+                       mailbox="INBOX", uid=uid, uidvalidity=42)
+
+
+def test_same_message_id_with_another_body_is_another_message():
+    first = envelope_of(samples.plain(1))
+    other = envelope_of(samples.plain(1, text="Bonjour, la facture FA-2026-118 est fausse."))
+    assert first.source_id == other.source_id == "<plain-1@boulangerie-martin.fr>"
+    assert first.id != other.id
+    assert first.idempotency_key != other.idempotency_key
+    assert first.source_key == other.source_key  # what ingest notes the collision by
+
+
+def test_the_same_message_delivered_again_is_the_same_message():
+    raw = samples.plain(1)
+    # A second delivery adds trace headers and may store LF line endings: still a retry.
+    again = (b"Received: from mx2.hangers.example by imap (Dovecot); Mon, 23 Nov 2026\r\n"
+             b"Delivered-To: support@hangers.example\r\n" + raw).replace(b"\r\n", b"\n")
+    first, rescanned, delivered = envelope_of(raw), envelope_of(raw, uid=99), envelope_of(again)
+    assert first.id == rescanned.id == delivered.id
+    assert first.idempotency_key == rescanned.idempotency_key == delivered.idempotency_key
+
+
+@pytest.mark.parametrize("change", [
+    lambda raw: raw.replace(b"Subject: Commande MH38", b"Subject: Facture MH38"),
+    lambda raw: raw.replace(b"Date: Mon, 23 Nov 2026 09:12", b"Date: Mon, 23 Nov 2026 10:40"),
+    lambda raw: raw.replace(b"From: Jeanne Martin <jeanne", b"From: Jeanne Martin <paul"),
+])
+def test_what_the_sender_wrote_is_in_the_content_digest(change):
+    raw = samples.plain(1)
+    assert change(raw) != raw
+    assert envelope_of(change(raw)).id != envelope_of(raw).id
+
+
+def test_a_header_only_fetch_is_digested_from_its_header():
+    raw = samples.plain(1)
+    head = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    a = parse_email(head, max_attachment_bytes=LIMIT, headers_only=True)
+    b = parse_email(head, max_attachment_bytes=LIMIT, headers_only=True)
+    assert a.content_digest == b.content_digest
+    assert a.content_digest.startswith("sha256:")

@@ -6,7 +6,14 @@ import pytest
 
 from pipeline.envelope import Channel, Envelope, Sender
 from pipeline.ingest.config import IngestConfig
-from pipeline.ingest.core import Sighting, is_source_retry, normalise, normalise_text
+from pipeline.ingest.core import (
+    Sighting,
+    collision_note,
+    is_source_id_collision,
+    is_source_retry,
+    normalise,
+    normalise_text,
+)
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -56,3 +63,25 @@ WINDOW = 3600.0
 ])
 def test_is_source_retry(first, partition, offset, now, retry):
     assert is_source_retry(first, partition, offset, now, WINDOW) is retry
+
+
+@pytest.mark.parametrize("first,digest,now,collision", [
+    (None, "sha256:b", 1500.0, False),                          # first message with this id
+    (Sighting(1000.0, 0, 5, "sha256:a"), "sha256:b", 1500.0, True),   # other content
+    (Sighting(1000.0, 0, 5, "sha256:a"), "sha256:a", 1500.0, False),  # the same message
+    (Sighting(1000.0, 0, 5, "sha256:a"), "sha256:b", 1000.0 + WINDOW + 1, False),  # expired
+    (Sighting(1000.0, 0, 5), "sha256:b", 1500.0, False),        # key written before digests
+    (Sighting(1000.0, 0, 5, "sha256:a"), None, 1500.0, False),  # channel without digests
+])
+def test_is_source_id_collision(first, digest, now, collision):
+    assert is_source_id_collision(first, digest, now, WINDOW) is collision
+
+
+def test_a_collision_note_names_the_other_message():
+    env = Envelope(channel=Channel.EMAIL, source_id="<x@mailer>", source_digest="sha256:b",
+                   received_at=NOW)
+    note = collision_note(env, Sighting(1000.0, 0, 5, "sha256:a"))
+    other = Envelope(channel=Channel.EMAIL, source_id="<x@mailer>", source_digest="sha256:a",
+                     received_at=NOW)
+    assert other.id in note and env.id != other.id
+    assert "<x@mailer>" in note
