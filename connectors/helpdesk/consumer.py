@@ -58,7 +58,8 @@ class QueueConsumer:
         self.group_id = group_id
         self.gap_wait_seconds = gap_wait_seconds
         self._max_records = max_records
-        self._consumer = AIOKafkaConsumer(
+        # aiokafka binds its client to the running loop: made in start(), not here.
+        self._options = dict(
             **client_options(kafka), group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest",
             # New queues (a rules edit) are found within seconds, not the default 5 min.
@@ -67,11 +68,19 @@ class QueueConsumer:
             heartbeat_interval_ms=int(worker.heartbeat_interval_seconds * 1000),
             rebalance_timeout_ms=int(worker.rebalance_timeout_seconds * 1000),
             fetch_max_wait_ms=worker.fetch_max_wait_ms)
+        self._client: AIOKafkaConsumer | None = None
         self._expected: dict[TopicPartition, int] = {}
         self._gap_since: dict[TopicPartition, float] = {}
         self._confirmed: dict[TopicPartition, int] = {}
 
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            raise BrokerError("helpdesk consumer not started")
+        return self._client
+
     async def start(self) -> None:
+        self._client = AIOKafkaConsumer(**self._options)
         pattern = "^" + re.escape(self.names(QUEUE_TOPIC_PREFIX)) + ".+$"
         self._consumer.subscribe(pattern=pattern, listener=_Listener(self))
         try:
@@ -81,8 +90,11 @@ class QueueConsumer:
             raise BrokerError(f"helpdesk consumer cannot start: {exc!r}") from exc
 
     async def stop(self) -> None:
+        if self._client is None:
+            return
         await self.commit_confirmed()
-        await self._consumer.stop()
+        await self._client.stop()
+        self._client = None
 
     def forget(self, tp: TopicPartition) -> None:
         self._expected.pop(tp, None)
