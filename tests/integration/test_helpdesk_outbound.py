@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 from pipeline.ops.deadletters import Selection, load, plan_replay, replay
+from pipeline.ops.status import HelpdeskRow, collect
 from pipeline.topics import Topic
 from tests.fixtures.helpdesks import ChatwootServer, ZammadServer
 from tests.fixtures.kafka_io import KafkaIO
@@ -33,18 +35,37 @@ async def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[
         await asyncio.sleep(0.05)
 
 
+async def helpdesk_status(settings, condition, timeout: float = 60.0) -> HelpdeskRow:  # type: ignore[no-untyped-def]
+    """The zammad row of `pipeline status` once ``condition`` holds for it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        report = await collect(settings, datetime.now(UTC))
+        row = next(r for r in report.helpdesks if r.name == "zammad")
+        if condition(row):
+            return row
+        assert loop.time() < deadline, f"status never showed it: {row}"
+        await asyncio.sleep(0.5)
+
+
 async def test_a_helpdesk_down_for_a_while_gets_every_ticket_once(settings, kafka_io: KafkaIO,
                                                                    zammad: ZammadServer):
     settings = helpdesk_settings(settings, zammad)
     await create_queues(settings, "tech", "billing")
-    zammad.down_for(4.0)  # 503 with Retry-After: 1 meanwhile
+    zammad.down_for(60.0)  # 503 with Retry-After: 1 until the test brings it back
     cases = [routed(n, queue="tech" if n % 2 else "billing") for n in range(8)]
     await kafka_io.produce("queue.tech", [(e.case.case_id, e.to_bytes())  # type: ignore[union-attr]
                                           for e in cases if e.routing.queue == "tech"])  # type: ignore[union-attr]
     await kafka_io.produce("queue.billing", [(e.case.case_id, e.to_bytes())  # type: ignore[union-attr]
                                              for e in cases if e.routing.queue == "billing"])  # type: ignore[union-attr]
     async with running_hub(settings):
+        # `pipeline status` says the helpdesk is paused, why, and how much waits for it.
+        row = await helpdesk_status(settings, lambda r: r.paused and r.last_error is not None)
+        assert row.backlog == len(cases)
+        assert "answered 503" in (row.last_error or "")
+        zammad.down_for(0)
         await wait_until(lambda: len(zammad.tickets) == len(cases))
+        row = await helpdesk_status(settings, lambda r: r.backlog == 0 and not r.paused)
     # The outage was met (the first search was refused), and the connector waited it out.
     assert zammad.refused > 0
     # A second connector process starts from the committed offsets: nothing is redone.
