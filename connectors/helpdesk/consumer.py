@@ -50,12 +50,15 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class QueueConsumer:
-    """Every ``queue.<name>`` topic (present and future) in consumer group ``group_id``."""
+    """Every ``queue.<name>`` topic (present and future), and the ``also`` topics, in
+    consumer group ``group_id``."""
 
     def __init__(self, kafka: KafkaSettings, worker: WorkerSettings, group_id: str, *,
-                 gap_wait_seconds: float = 5.0, max_records: int = 200) -> None:
+                 also: list[str] | None = None, gap_wait_seconds: float = 5.0,
+                 max_records: int = 200) -> None:
         self.names = TopicNames(kafka.topic_prefix)
         self.group_id = group_id
+        self._also = list(also or [])
         self.gap_wait_seconds = gap_wait_seconds
         self._max_records = max_records
         # aiokafka binds its client to the running loop: made in start(), not here.
@@ -81,7 +84,9 @@ class QueueConsumer:
 
     async def start(self) -> None:
         self._client = AIOKafkaConsumer(**self._options)
-        pattern = "^" + re.escape(self.names(QUEUE_TOPIC_PREFIX)) + ".+$"
+        wanted = [re.escape(self.names(QUEUE_TOPIC_PREFIX)) + ".+",
+                  *(re.escape(self.names(t)) for t in self._also)]
+        pattern = "^(" + "|".join(wanted) + ")$"
         self._consumer.subscribe(pattern=pattern, listener=_Listener(self))
         try:
             await self._consumer.start()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar, get_args
 
 import mode
 from pydantic import ValidationError
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from connectors.helpdesk.base import Helpdesk, TicketRef
 from connectors.helpdesk.case import HelpdeskCase, case_from_envelope
 from connectors.helpdesk.chatwoot import Chatwoot
-from connectors.helpdesk.config import HelpdeskConfig, RetryConfig
+from connectors.helpdesk.config import HelpdeskConfig, HelpdeskName, RetryConfig
 from connectors.helpdesk.consumer import QueueConsumer, QueueRecord
 from connectors.helpdesk.errors import HelpdeskRejected, HelpdeskUnavailable
 from connectors.helpdesk.webhook import SignedWebhook
@@ -29,8 +30,9 @@ from connectors.helpdesk.zammad import Zammad
 from connectors.hub import InboundPublisher
 from pipeline.blobstore import BlobStore
 from pipeline.deadletter import DeadLetter
+from pipeline.dedup.core import CaseEvent
 from pipeline.envelope import Envelope
-from pipeline.errors import BrokerError, EnvelopeError
+from pipeline.errors import BrokerError, ConfigError, EnvelopeError
 from pipeline.metrics import StageMetrics
 from pipeline.settings import Settings
 from pipeline.topics import Topic
@@ -57,6 +59,13 @@ def backoff_seconds(attempt: int, retry_after: float | None, retry: RetryConfig)
     return min(retry.initial_backoff_seconds * (2 ** attempt), retry.max_backoff_seconds)
 
 
+HELPDESK_NAMES = frozenset(get_args(HelpdeskName))
+T = TypeVar("T")
+# What _with_retries returns instead of a result.
+DEAD_LETTERED = object()
+STOPPING = object()
+
+
 def stage_name(helpdesk: str) -> str:
     return f"helpdesk.{helpdesk}"
 
@@ -71,8 +80,15 @@ class HelpdeskOutbound(mode.Service):
         self.publisher = publisher
         self.now = clock
         self.helpdesks = build_helpdesks(self.config, blobs)
+        if not self.helpdesks:
+            # Consuming without a helpdesk would commit every queue's cases as handled.
+            raise ConfigError("no helpdesk to deliver to: set helpdesk.enabled and enable "
+                              "helpdesk.zammad, helpdesk.chatwoot or helpdesk.webhook")
         group = f"{settings.worker.app_id}-{self.config.group_suffix}"
-        self.consumer = QueueConsumer(settings.kafka, settings.worker, group)
+        # cases.events too: a merge decided outside the helpdesk is mirrored into it.
+        self.consumer = QueueConsumer(settings.kafka, settings.worker, group,
+                                      also=[Topic.CASE_EVENTS])
+        self._undelivered_queues: set[str] = set()
         started = clock()
         self.metrics = {name: StageMetrics(stage_name(name), started) for name in self.helpdesks}
         self.worker_name = socket.gethostname()
@@ -123,6 +139,8 @@ class HelpdeskOutbound(mode.Service):
     async def deliver(self, record: QueueRecord) -> bool:
         """Hand one record to its helpdesk; True once it is done with (delivered, skipped or
         dead-lettered), False if the service is stopping before the helpdesk confirmed."""
+        if record.topic == Topic.CASE_EVENTS:
+            return await self._mirror_merge(record)
         try:
             envelope = Envelope.from_bytes(record.value or b"")
             case = case_from_envelope(envelope)
@@ -132,28 +150,69 @@ class HelpdeskOutbound(mode.Service):
             return await self._dead_letter("helpdesk", exc, record, None)
         name = self.config.helpdesk_for(case.queue)
         if name is None or name not in self.helpdesks:
-            log.debug("event=helpdesk_queue_not_delivered queue=%s", case.queue)
+            if case.queue not in self._undelivered_queues:
+                self._undelivered_queues.add(case.queue)
+                log.info("event=helpdesk_queue_not_delivered queue=%s (helpdesk.queues)",
+                         case.queue)
             return True
-        return await self._deliver_with_retries(self.helpdesks[name], case, record)
+        helpdesk = self.helpdesks[name]
+        self.metrics[name].count("in")
+        call = helpdesk.add_follow_up if case.is_follow_up else helpdesk.create_ticket
+        outcome = await self._with_retries(helpdesk, lambda: call(case), record, case.case_id,
+                                           case.message_id)
+        if isinstance(outcome, TicketRef):
+            self._count_delivery(self.metrics[name], case, outcome)
+        return outcome is not STOPPING
 
-    async def _deliver_with_retries(self, helpdesk: Helpdesk, case: HelpdeskCase,
-                                    record: QueueRecord) -> bool:
+    async def _mirror_merge(self, record: QueueRecord) -> bool:
+        """A "merged" case event that no helpdesk sent (dedup, an operator): merge there too.
+
+        Events a helpdesk's own webhook produced (``by`` = ``zammad:…``) are already merged in
+        it and are skipped, so a merge never echoes back and forth.
+        """
+        try:
+            event = CaseEvent.model_validate_json(record.value or b"")
+        except ValidationError:
+            return True  # dedup dead-letters invalid events; nothing to add here
+        if event.event != "merged" or not event.into_case_id:
+            return True
+        source = (event.by or "").split(":", 1)[0]
+        if source in HELPDESK_NAMES:
+            if source in self.metrics:
+                self.metrics[source].count("merge.reported")
+            return True
+        into = event.into_case_id
+        for name, helpdesk in self.helpdesks.items():
+            outcome = await self._with_retries(
+                helpdesk, lambda h=helpdesk: h.merge(event.case_id, into),  # type: ignore[misc]
+                record, event.case_id, None)
+            if outcome is STOPPING:
+                return False
+            merged = outcome is True
+            self.metrics[name].count("merge.done" if merged else "merge.not_possible")
+            log.info("event=helpdesk_merge helpdesk=%s case_id=%s into=%s merged=%s", name,
+                     event.case_id, into, merged)
+        return True
+
+    async def _with_retries(self, helpdesk: Helpdesk, call: Callable[[], Awaitable[T]],
+                            record: QueueRecord, case_id: str, message_id: str | None
+                            ) -> T | object:
+        """``call()``'s result; ``DEAD_LETTERED`` after a 4xx; ``STOPPING`` if stopped
+        while waiting for the helpdesk to come back."""
         metrics = self.metrics[helpdesk.name]
-        metrics.count("in")
         attempt = 0
         try:
             while True:
                 try:
-                    ref = await (helpdesk.add_follow_up(case) if case.is_follow_up
-                                 else helpdesk.create_ticket(case))
+                    return await call()
                 except HelpdeskRejected as exc:
                     metrics.count("rejected")
                     metrics.error(str(exc), self.now())
                     log.error("event=helpdesk_rejected helpdesk=%s case_id=%s message_id=%s "
-                              "status=%s", helpdesk.name, case.case_id, case.message_id,
-                              exc.status)
-                    return await self._dead_letter(stage_name(helpdesk.name), exc, record,
-                                                   case.message_id)
+                              "status=%s", helpdesk.name, case_id, message_id, exc.status)
+                    written = await self._dead_letter(stage_name(helpdesk.name), exc, record,
+                                                      message_id)
+                    return DEAD_LETTERED if written else STOPPING
                 except HelpdeskUnavailable as exc:
                     delay = backoff_seconds(attempt, exc.retry_after, self.config.retry)
                     metrics.count("retried")
@@ -162,15 +221,12 @@ class HelpdeskOutbound(mode.Service):
                         self.consumer.pause()
                         self.paused = True
                     log.warning("event=helpdesk_unavailable helpdesk=%s case_id=%s attempt=%d "
-                                "retry_in=%.1f error=%r", helpdesk.name, case.case_id,
-                                attempt + 1, delay, str(exc)[:200])
+                                "retry_in=%.1f error=%r", helpdesk.name, case_id, attempt + 1,
+                                delay, str(exc)[:200])
                     attempt += 1
                     await self.sleep(delay)
                     if self.should_stop:
-                        return False
-                    continue
-                self._count_delivery(metrics, case, ref)
-                return True
+                        return STOPPING
         finally:
             if self.paused:
                 self.consumer.resume()

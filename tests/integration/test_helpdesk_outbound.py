@@ -11,6 +11,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
+from pipeline.dedup.core import CaseEvent
 from pipeline.ops.deadletters import Selection, load, plan_replay, replay
 from pipeline.ops.status import HelpdeskRow, collect
 from pipeline.topics import Topic
@@ -160,3 +161,38 @@ async def test_forged_or_malformed_webhooks_produce_nothing(settings, kafka_io: 
     events = await kafka_io.read(Topic.CASE_EVENTS, count=1, timeout=30, quiet=1.0)
     assert [(e.key, e.value["event"], e.value["by"]) for e in events] == [
         ("C-0000000002", "closed", "chatwoot")]
+
+
+async def test_a_merge_decided_outside_zammad_is_mirrored_and_zammad_merges_come_back(
+        settings, kafka_io: KafkaIO, zammad: ZammadServer):
+    settings = helpdesk_settings(settings, zammad)
+    await create_queues(settings, "tech")
+    await kafka_io.create_topics()
+    a = routed(11, text="La caisse n°2 ne démarre plus depuis la mise à jour.")
+    b = routed(12, text="Caisse 2 bloquée au démarrage, écran noir.")
+    await kafka_io.produce("queue.tech", [(e.case.case_id, e.to_bytes()) for e in (a, b)])  # type: ignore[union-attr]
+    account = a.sender.app_identity.account_id  # type: ignore[union-attr]
+    async with running_hub(settings) as hub:
+        await wait_until(lambda: len(zammad.tickets) == 2)
+        # An operator (or dedup) says a is b: Zammad merges a's ticket into b's.
+        merge = CaseEvent(case_id=a.case.case_id, account_id=account, event="merged",  # type: ignore[union-attr]
+                          into_case_id=b.case.case_id, by="operator")  # type: ignore[union-attr]
+        await kafka_io.produce(Topic.CASE_EVENTS, [(merge.case_id, merge.model_dump_json().encode())])
+        source = zammad.by_case(a.case.case_id)[0]  # type: ignore[union-attr]
+        await wait_until(lambda: source["state"] == "merged")
+        assert zammad.links[source["id"]] == zammad.by_case(b.case.case_id)[0]["id"]  # type: ignore[union-attr]
+        # Zammad's trigger then reports the merge: a case event naming the target case,
+        # which is not merged a second time.
+        body = zammad.trigger_body(source["id"])
+        status, answer = await post(hub, "/helpdesk/zammad", body, zammad_headers(body))
+        assert (status, answer["event"]) == (202, "merged")
+        events = await kafka_io.read(Topic.CASE_EVENTS, count=2, timeout=30)
+        echoed = CaseEvent.model_validate(events[1].value)
+        assert (echoed.case_id, echoed.into_case_id) == (a.case.case_id, b.case.case_id)  # type: ignore[union-attr]
+        assert (echoed.by or "").startswith("zammad")
+        # The connector has read that event back (its counter says so) and left it.
+        await kafka_io.read(Topic.METRICS, timeout=30, until=lambda rs: any(
+            r.value["stage"] == "helpdesk.zammad"
+            and r.value["counters"].get("merge.reported") for r in rs))
+    merges = [r for r in zammad.requests if r[0] == "PUT"]
+    assert len(merges) == 1
