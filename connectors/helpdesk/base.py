@@ -32,6 +32,25 @@ class TicketRef:
     created: bool = False
 
 
+class KnownTickets:
+    """Case id → ticket, for the tickets this process made or found: a follow-up of a
+    recent case needs no search. Bounded; the oldest entry goes first."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._tickets: dict[str, TicketRef] = {}
+
+    def get(self, case_id: str) -> TicketRef | None:
+        return self._tickets.get(case_id)
+
+    def remember(self, case_id: str, ref: TicketRef) -> TicketRef:
+        """Keep ``ref`` (as not created: a second look-up finds it existing) and return it."""
+        if len(self._tickets) >= self._limit:
+            self._tickets.pop(next(iter(self._tickets)))
+        self._tickets[case_id] = TicketRef(ref.helpdesk, ref.ticket_id, ref.number)
+        return ref
+
+
 class Helpdesk(Protocol):
     name: str
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.helpdesk.base import RestClient, TicketRef
+from connectors.helpdesk.base import KnownTickets, RestClient, TicketRef
 from connectors.helpdesk.case import Customer, HelpdeskCase, details
 from connectors.helpdesk.config import ChatwootConfig
 
 MESSAGE_ID_ATTRIBUTE = "pipeline_message_id"
-KNOWN_CONVERSATIONS = 10_000
 
 
 class Chatwoot:
@@ -32,7 +31,7 @@ class Chatwoot:
         self.rest = RestClient(self.name, config.url, {
             "api_access_token": config.token.get_secret_value()}, timeout_seconds)
         self.base = f"/api/v1/accounts/{config.account_id}"
-        self._known: dict[str, TicketRef] = {}
+        self._known = KnownTickets()
 
     @staticmethod
     def contact_identifier(customer: Customer) -> str:
@@ -57,22 +56,17 @@ class Chatwoot:
         return int((payload.get("contact") or payload)["id"])
 
     async def find_conversation(self, case_id: str) -> TicketRef | None:
-        if case_id in self._known:
-            return self._known[case_id]
+        if (known := self._known.get(case_id)) is not None:
+            return known
         found = await self.rest.call("POST", f"{self.base}/conversations/filter", {"payload": [
             {"attribute_key": self.config.case_attribute, "filter_operator": "equal_to",
              "values": [case_id], "query_operator": None}]})
         for conv in (found or {}).get("payload", []):
             if (conv.get("custom_attributes") or {}).get(self.config.case_attribute) == case_id:
-                return self._remember(case_id, TicketRef(self.name, str(conv["id"]),
+                return self._known.remember(case_id, TicketRef(self.name, str(conv["id"]),
                                                          str(conv.get("display_id") or conv["id"])))
         return None
 
-    def _remember(self, case_id: str, ref: TicketRef) -> TicketRef:
-        if len(self._known) >= KNOWN_CONVERSATIONS:
-            self._known.pop(next(iter(self._known)))
-        self._known[case_id] = TicketRef(ref.helpdesk, ref.ticket_id, ref.number)
-        return ref
 
     def conversation_payload(self, case: HelpdeskCase, contact_id: int) -> dict[str, Any]:
         c = self.config
@@ -100,7 +94,7 @@ class Chatwoot:
         if priority:
             await self.rest.call("POST", f"{self.base}/conversations/{conv_id}/toggle_priority",
                                  {"priority": priority})
-        return self._remember(case.case_id, TicketRef(self.name, conv_id, conv_id, True))
+        return self._known.remember(case.case_id, TicketRef(self.name, conv_id, conv_id, True))
 
     async def add_follow_up(self, case: HelpdeskCase) -> TicketRef:
         conv = await self.find_conversation(case.case_id)

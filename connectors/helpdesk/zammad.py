@@ -16,14 +16,13 @@ import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from connectors.helpdesk.base import RestClient, TicketRef
+from connectors.helpdesk.base import KnownTickets, RestClient, TicketRef
 from connectors.helpdesk.case import HelpdeskCase, details
 from connectors.helpdesk.config import ZammadConfig
 from pipeline.errors import BlobStoreError
 
 # Article types by channel (all sent by the customer, so Zammad sends nothing out).
 ARTICLE_TYPES = {"email": "web", "chat": "chat", "whatsapp": "note", "voicemail": "phone"}
-KNOWN_TICKETS = 10_000
 
 
 class Zammad:
@@ -35,26 +34,20 @@ class Zammad:
         self._read_blob = read_blob
         self.rest = RestClient(self.name, config.url, {
             "Authorization": f"Token token={config.token.get_secret_value()}"}, timeout_seconds)
-        # case id → ticket, for follow-ups of tickets this process made or found (saves a search).
-        self._known: dict[str, TicketRef] = {}
+        self._known = KnownTickets()
 
     async def find_ticket(self, case_id: str) -> TicketRef | None:
-        if case_id in self._known:
-            return self._known[case_id]
+        if (known := self._known.get(case_id)) is not None:
+            return known
         found = await self.rest.call("GET", "/api/v1/tickets/search", params={
             "query": f'{self.config.case_field}:"{case_id}"', "expand": "true", "limit": "2"})
         tickets = found if isinstance(found, list) else (found or {}).get("tickets", [])
         for ticket in tickets:
             if isinstance(ticket, dict) and ticket.get(self.config.case_field) == case_id:
-                return self._remember(case_id, TicketRef(self.name, str(ticket["id"]),
+                return self._known.remember(case_id, TicketRef(self.name, str(ticket["id"]),
                                                          str(ticket.get("number") or "")))
         return None
 
-    def _remember(self, case_id: str, ref: TicketRef) -> TicketRef:
-        if len(self._known) >= KNOWN_TICKETS:
-            self._known.pop(next(iter(self._known)))
-        self._known[case_id] = TicketRef(ref.helpdesk, ref.ticket_id, ref.number)
-        return ref
 
     async def create_ticket(self, case: HelpdeskCase) -> TicketRef:
         existing = await self.find_ticket(case.case_id)
@@ -62,7 +55,7 @@ class Zammad:
             return existing
         article = await self._article(case, first=True)
         ticket = await self.rest.call("POST", "/api/v1/tickets", self.ticket_payload(case, article))
-        return self._remember(case.case_id, TicketRef(self.name, str(ticket["id"]),
+        return self._known.remember(case.case_id, TicketRef(self.name, str(ticket["id"]),
                                                       str(ticket.get("number") or ""), True))
 
     def ticket_payload(self, case: HelpdeskCase, article: dict[str, Any]) -> dict[str, Any]:

@@ -10,49 +10,20 @@ the first: the next message joins the old case, as an article on the old ticket.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 
 import aiohttp
 import pytest
 
 from connectors.chat.contract import sign
+from tests.e2e.test_full_pipeline import DIRECTORY, SECRET, chat
 from tests.fixtures.broker import override
 from tests.fixtures.helpdesks import ZammadServer
-from tests.integration.helpdesk_helpers import helpdesk_settings, zammad_headers
+from tests.integration.helpdesk_helpers import helpdesk_settings, wait_until, zammad_headers
 
 pytestmark = pytest.mark.slow
 
-SECRET = "helpdesk-e2e-chat-secret"
-DIRECTORY = """\
-accounts:
-  - id: ACC-1042
-    name: Boulangerie Dupont
-    tier: premium
-    country: FR
-    language: fr
-    employees:
-      - id: EMP-1042-1
-        name: Marie Dupont
-        emails: [marie.dupont@boulangerie-dupont.fr]
-"""
-
-
-def chat(message_id: str, text: str) -> bytes:
-    return json.dumps({
-        "message_id": message_id, "sent_at": "2026-11-23T10:15:00+01:00", "text": text,
-        "user": {"id": "EMP-1042-1", "account_id": "ACC-1042",
-                 "email": "marie.dupont@boulangerie-dupont.fr", "name": "Marie Dupont"},
-    }).encode()
-
-
-async def wait_until(condition, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.1)
+WAIT = 90.0  # seconds a message may take through every stage on a loaded machine
 
 
 async def test_tickets_follow_ups_and_the_lifecycle_back_into_cases(
@@ -92,7 +63,7 @@ async def test_tickets_follow_ups_and_the_lifecycle_back_into_cases(
 
         first_id = await say("c-1", "Bonjour, la commande MH38 est bloquée en préparation, "
                                     "impossible de l'expédier")
-        await wait_until(lambda: len(zammad.tickets) == 1)
+        await wait_until(lambda: len(zammad.tickets) == 1, WAIT)
         ticket = zammad.tickets[1]
         # "bloqué" is a bug for a premium customer: queue tech (group Support N2), high.
         assert (ticket["group"], ticket["priority"]) == ("Support N2", "3 high")
@@ -102,20 +73,20 @@ async def test_tickets_follow_ups_and_the_lifecycle_back_into_cases(
 
         follow_id = await say("c-2", "Toujours bloqué sur la commande MH38, pouvez-vous "
                                      "regarder ?")
-        await wait_until(lambda: len(zammad.articles[1]) == 2)
+        await wait_until(lambda: len(zammad.articles[1]) == 2, WAIT)
         assert zammad.articles[1][1]["message_id"] == follow_id
         assert len(zammad.tickets) == 1
 
         first_case = await agent_sets(1, "closed")
         assert first_case == ticket["support_case_id"]
         await say("c-3", "Re-bonjour, la commande MH38 est de nouveau bloquée")
-        await wait_until(lambda: len(zammad.tickets) == 2)
+        await wait_until(lambda: len(zammad.tickets) == 2, WAIT)
         second = zammad.tickets[2]
         assert second["support_case_id"] != first_case  # a new case, a new ticket
 
         await agent_sets(2, "closed")  # the duplicate
         assert await agent_sets(1, "open") == first_case  # reopened
         rejoin_id = await say("c-4", "La commande MH38 est toujours bloquée ce matin")
-        await wait_until(lambda: len(zammad.articles[1]) == 3)
+        await wait_until(lambda: len(zammad.articles[1]) == 3, WAIT)
         assert zammad.articles[1][2]["message_id"] == rejoin_id
         assert len(zammad.tickets) == 2

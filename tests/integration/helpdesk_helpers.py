@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +57,15 @@ def routed(n: int, *, queue: str = "tech", priority: str = "high", action: str =
                                sla_due_at=datetime(2026, 11, 23, 13, 30, tzinfo=UTC)
                                + timedelta(minutes=n))
     return envelope
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Return once ``condition()`` is true; fail at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.05)
 
 
 async def create_queues(settings: Settings, *queues: str) -> None:

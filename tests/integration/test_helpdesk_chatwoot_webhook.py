@@ -7,7 +7,6 @@ receiver is a small aiohttp server checking the documented signature (docs/helpd
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -24,15 +23,8 @@ from tests.integration.helpdesk_helpers import (
     post,
     routed,
     running_hub,
+    wait_until,
 )
-
-
-async def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_billing_goes_to_chatwoot_and_its_resolution_closes_the_case(

@@ -24,16 +24,9 @@ from tests.integration.helpdesk_helpers import (
     post,
     routed,
     running_hub,
+    wait_until,
     zammad_headers,
 )
-
-
-async def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def helpdesk_status(settings, condition, timeout: float = 60.0) -> HelpdeskRow:  # type: ignore[no-untyped-def]
