@@ -62,29 +62,39 @@ def install_webhooks(hub: ConnectorHub, config: HelpdeskConfig, zammad: Zammad |
 
     if config.chatwoot.enabled:
         c = config.chatwoot
+        check_chatwoot = _timestamped_check(
+            c.webhook_secret.get_secret_value(), clock,
+            (CHATWOOT_SIGNATURE_HEADER, CHATWOOT_TIMESTAMP_HEADER),
+            "helpdesk.chatwoot.webhook_secret")
 
         async def parse_chatwoot(body: bytes, request: web.Request) -> Outcome:
-            verify_timestamped(body, request.headers.get(CHATWOOT_SIGNATURE_HEADER),
-                               request.headers.get(CHATWOOT_TIMESTAMP_HEADER),
-                               c.webhook_secret.get_secret_value(), clock(),
-                               names=(CHATWOOT_SIGNATURE_HEADER, CHATWOOT_TIMESTAMP_HEADER),
-                               setting="helpdesk.chatwoot.webhook_secret")
+            check_chatwoot(body, request)
             return chatwoot_event(body, c.case_attribute, c.account_attribute)
 
         _route(hub, config, c.webhook_path, "chatwoot", parse_chatwoot)
 
     if config.webhook.enabled:
         w = config.webhook
+        check_webhook = _timestamped_check(
+            w.secret.get_secret_value(), clock, (WEBHOOK_SIGNATURE_HEADER, TIMESTAMP_HEADER),
+            "helpdesk.webhook.secret")
 
         async def parse_webhook(body: bytes, request: web.Request) -> Outcome:
-            verify_timestamped(body, request.headers.get(WEBHOOK_SIGNATURE_HEADER),
-                               request.headers.get(TIMESTAMP_HEADER),
-                               w.secret.get_secret_value(), clock(),
-                               names=(WEBHOOK_SIGNATURE_HEADER, TIMESTAMP_HEADER),
-                               setting="helpdesk.webhook.secret")
+            check_webhook(body, request)
             return webhook_event(body)
 
         _route(hub, config, w.webhook_path, "webhook", parse_webhook)
+
+
+def _timestamped_check(secret: str, clock: Callable[[], float], names: tuple[str, str],
+                       setting: str) -> Callable[[bytes, web.Request], None]:
+    """A check of a "<timestamp>.<body>" signature carried in the headers ``names``."""
+
+    def check(body: bytes, request: web.Request) -> None:
+        verify_timestamped(body, request.headers.get(names[0]), request.headers.get(names[1]),
+                           secret, clock(), names=names, setting=setting)
+
+    return check
 
 
 def _route(hub: ConnectorHub, config: HelpdeskConfig, path: str, helpdesk: str,
