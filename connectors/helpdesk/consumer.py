@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from pipeline.errors import BrokerError
 from pipeline.kafka import client_options
@@ -119,6 +119,8 @@ class QueueConsumer:
         while True:
             try:
                 batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            except ConsumerStoppedError:
+                return
             except KafkaError as exc:
                 log.warning("event=helpdesk_fetch_failed error=%r", exc)
                 await asyncio.sleep(1.0)

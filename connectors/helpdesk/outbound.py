@@ -10,6 +10,7 @@ error of each helpdesk go to ``pipeline.metrics`` as stage ``helpdesk.<name>``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -93,16 +94,21 @@ class HelpdeskOutbound(mode.Service):
         self.metrics = {name: StageMetrics(stage_name(name), started) for name in self.helpdesks}
         self.worker_name = socket.gethostname()
         self.paused = False
+        self._loops: list[asyncio.Future[None]] = []
 
     async def on_start(self) -> None:
         await self.consumer.start()
-        self.add_future(self._deliver_all())
-        self.add_future(self._commit_every_interval())
-        self.add_future(self._publish_metrics())
+        self._loops = [asyncio.ensure_future(c) for c in (
+            self._deliver_all(), self._commit_every_interval(), self._publish_metrics())]
         log.info("event=helpdesk_outbound_started group=%s helpdesks=%s",
                  self.consumer.group_id, ",".join(self.helpdesks))
 
     async def on_stop(self) -> None:
+        # The loops end first (a case in flight stays unconfirmed and comes again), then
+        # the consumer commits what the helpdesk confirmed and leaves the group.
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         await self.consumer.stop()
         await self._publish_snapshots()
         for helpdesk in self.helpdesks.values():

@@ -189,3 +189,16 @@ async def test_a_merge_decided_outside_zammad_is_mirrored_and_zammad_merges_come
             and r.value["counters"].get("merge.reported") for r in rs))
     merges = [r for r in zammad.requests if r[0] == "PUT"]
     assert len(merges) == 1
+
+
+async def test_pipeline_connector_helpdesk_runs_alone(settings, kafka_io: KafkaIO,
+                                                      zammad: ZammadServer, pipeline_process):
+    settings = helpdesk_settings(settings, zammad)
+    await create_queues(settings, "tech")
+    case = routed(41, text="Le terminal de paiement redémarre en boucle.")
+    await kafka_io.produce("queue.tech", [(case.case.case_id, case.to_bytes())])  # type: ignore[union-attr]
+    proc = pipeline_process(["connector", "helpdesk"], settings,
+                            ready="event=helpdesk_outbound_started")
+    await wait_until(lambda: len(zammad.tickets) == 1)
+    assert zammad.tickets[1]["support_case_id"] == case.case.case_id  # type: ignore[union-attr]
+    assert proc.stop() == 0
