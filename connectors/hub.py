@@ -32,6 +32,7 @@ CONNECTORS: dict[str, str] = {
     "whatsapp": "connectors.twilio.whatsapp",
     "voice": "connectors.twilio.voice",
     "email": "connectors.email.poller",
+    "helpdesk": "connectors.helpdesk.connector",
 }
 
 
@@ -42,6 +43,7 @@ def enabled_connectors(settings: Settings) -> list[str]:
         "whatsapp": settings.twilio.enabled,
         "voice": settings.twilio.enabled,
         "email": settings.email.enabled,
+        "helpdesk": settings.helpdesk.enabled,
     }
     return [name for name in CONNECTORS if flags[name] and module_exists(CONNECTORS[name])]
 

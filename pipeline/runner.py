@@ -103,7 +103,7 @@ def run_connectors(settings: Settings, names: list[str]) -> None:
     """Run connectors alone (production: one process per connector)."""
     if not names:
         raise ConfigError("no connector to run: enable one (chat.enabled, twilio.enabled, "
-                          "email.enabled) or name it")
+                          "email.enabled, helpdesk.enabled) or name it")
     loop = _loop(settings.worker.event_loop)
     loop.run_until_complete(ensure_topics(settings.kafka))
     hub = ConnectorHub(settings, names)

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connectors.chat.config import ChatConfig
 from connectors.email.config import EmailConfig
+from connectors.helpdesk.config import HelpdeskConfig
 from connectors.twilio.config import TwilioConfig
 from pipeline.configfile import YamlDocument, load_yaml
 from pipeline.dedup.config import DedupConfig
@@ -143,6 +144,7 @@ class Settings(BaseSettings):
     chat: ChatConfig = Field(default_factory=ChatConfig)
     twilio: TwilioConfig = Field(default_factory=TwilioConfig)
     email: EmailConfig = Field(default_factory=EmailConfig)
+    helpdesk: HelpdeskConfig = Field(default_factory=HelpdeskConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,10 @@
 - dead letters: records on ``pipeline.deadletter``, and how many were replayed;
 - what each stage says about itself in ``StageMetrics.info`` (e.g. ``rules_version``,
   ``rules_reload``), printed under the stage table;
-- directory size: live keys of the compacted ``directory.employees`` (tombstones delete).
+- directory size: live keys of the compacted ``directory.employees`` (tombstones delete);
+- helpdesks: per helpdesk the cases waiting to be delivered (records of its queues past the
+  helpdesk consumer group's committed offset, or all of them before its first commit),
+  whether it is paused on an outage, and its last error (``helpdesk.<name>`` metrics).
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ class LagRow:
 
 
 @dataclass
+class HelpdeskRow:
+    name: str
+    backlog: int = 0
+    paused: bool = False
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+@dataclass
 class StatusReport:
     at: datetime
     stages: list[StageRow] = field(default_factory=list)
@@ -74,6 +86,7 @@ class StatusReport:
     deadletters: int = 0
     replayed: int = 0
     directory_size: int | None = None
+    helpdesks: list[HelpdeskRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -140,6 +153,28 @@ def quarantine_by_reason(snapshots: Iterable[StageSnapshot]) -> dict[str, int]:
     return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def helpdesk_rows(settings: Settings, queue_spans: Iterable[PartitionSpan],
+                  committed: dict[tuple[str, int], int], stages: list[StageRow],
+                  names: TopicNames) -> list[HelpdeskRow]:
+    """Backlog per enabled helpdesk, from its queues' spans and the group's commits."""
+    config = settings.helpdesk
+    if not config.enabled:
+        return []
+    rows: dict[str, HelpdeskRow] = {n: HelpdeskRow(n) for n in config.enabled_helpdesks()}
+    for span in queue_spans:
+        target = config.helpdesk_for(names.logical(span.topic)[len(QUEUE_TOPIC_PREFIX):])
+        if target not in rows:
+            continue
+        done = committed.get((span.topic, span.partition), span.begin)
+        rows[target].backlog += max(0, span.end - max(done, span.begin))
+    for stage in stages:
+        row = rows.get(stage.stage.removeprefix("helpdesk."))
+        if row is not None and stage.stage.startswith("helpdesk."):
+            row.paused = bool(stage.info.get("paused"))
+            row.last_error, row.last_error_at = stage.last_error, stage.last_error_at
+    return list(rows.values())
+
+
 def live_keys(records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
     """Keys whose last value is not a tombstone (what a compacted topic means)."""
     alive: dict[bytes | None, bool] = {}
@@ -196,6 +231,11 @@ async def collect(settings: Settings, now: datetime) -> StatusReport:
                         end = max(ends[(tp.topic, tp.partition)], meta.offset)
                         report.lag.append(LagRow(group, names.logical(tp.topic), tp.partition,
                                                  meta.offset, end))
+            helpdesk_group = f"{settings.worker.app_id}-{settings.helpdesk.group_suffix}"
+            done = {(names(r.topic), r.partition): r.committed for r in report.lag
+                    if r.group == helpdesk_group}
+            report.helpdesks = helpdesk_rows(settings, [s for s in held if s.topic in queue_topics],
+                                             done, report.stages, names)
     if not groups:
         report.notes.append(f"no consumer group {settings.worker.app_id}[-…] has committed "
                             "yet (no worker running?)")
@@ -241,6 +281,14 @@ def render(report: StatusReport) -> str:
         "  (none)"]
     out += ["", "QUEUE DEPTHS (records held)"]
     out += [f"  {queue:<30} {n:>8}" for queue, n in report.queues.items()] or ["  (no queues)"]
+    if report.helpdesks:
+        out += ["", f"{'HELPDESK':<11} {'BACKLOG':>8}  {'STATE':<7} LAST ERROR"]
+        for h in report.helpdesks:
+            error = "-"
+            if h.last_error and h.last_error_at:
+                error = f"{h.last_error_at:%H:%M:%S} {' '.join(h.last_error.split())}"[:60]
+            out.append(f"{h.name:<11} {h.backlog:>8}  {'paused' if h.paused else 'ok':<7} "
+                       f"{error}")
     out += ["", f"DEAD LETTERS  {report.deadletters} held, {report.replayed} replayed",
             "DIRECTORY     " + (f"{report.directory_size} employees"
                                 if report.directory_size is not None else "(no topic)")]
