@@ -38,7 +38,15 @@ STEM_LENGTH = 6
 
 # Status and politeness words every kind of request uses: they say how things are going,
 # never what about ("ça ne marche toujours pas", "c'est reparti, merci"). Stems.
-GENERIC_STEMS = frozenset(["toujou", "marche", "foncti", "remarc", "repart", "proble", "souci", "bug", "nouvel", "relanc", "relance", "aide", "aider", "urgent", "vite", "rapide", "possib", "besoin", "retour", "reponse", "repond", "merci", "beauco", "quand", "meme", "ok", "oui", "non", "euh", "bon", "bonne", "bien", "super", "parfai", "trouve", "regard", "essaye", "still", "working", "work", "again", "sorry", "thank", "great", "fine", "news", "update", "any", "help", "issue", "problem", "photo", "captur", "vous", "envoie", "envoye", "rappel", "rappele", "appel", "appele", "messag", "lien", "recu", "fait", "quoi", "voila", "ca", "cela", "ceci", "rien", "tout", "depuis", "matin", "soir", "hier", "aujour", "demain", "jour", "semain", "fois", "encore", "deja", "plus", "moins"])
+_GENERIC_STEM_LIST = """
+toujou marche foncti remarc repart proble souci bug nouvel relanc relance aide aider urgent
+vite rapide possib besoin retour reponse repond merci beauco quand meme ok oui non euh bon
+bonne bien super parfai trouve regard essaye still working work again sorry thank great fine
+news update any help issue problem photo captur vous envoie envoye rappel rappele appel
+appele messag lien recu fait quoi voila ca cela ceci rien tout depuis matin soir hier aujour
+demain jour semain fois encore deja plus moins
+"""
+GENERIC_STEMS = frozenset(_GENERIC_STEM_LIST.split())
 
 # Opens a new subject inside a conversation ("et autre chose", "au fait", "btw …").
 NEW_SUBJECT_MARKERS = re.compile(
