@@ -39,10 +39,12 @@ DEFAULT_REFERENCE_PATTERNS: list[ReferencePattern] = [
     # signature) would merge all of a customer's mail; restrict to your app's domain if needed.
     ReferencePattern(kind="url",
                      pattern=r"https?://[^\s/<>\"')\]]+/[^\s<>\"')\]]*[^\s<>\"')\].,;:!?/]"),
+    # The code itself first: in "la FAC-2026-10482" the word "FAC" is not the keyword of
+    # the pattern below (which would read "-2026-10482").
+    ReferencePattern(kind="invoice", pattern=r"\b((?:FAC|INV)[-/]?\d[\d\-/]{2,15}\d)\b"),
     ReferencePattern(kind="invoice",
                      pattern=r"\b(?:facture|invoice|fac|inv)\b\s*(?:n[°o]\.?|no\.?|#|:)?\s*"
                              r"([A-Z]{0,4}[-/]?\d[\d\-/]{3,15}\d)\b"),
-    ReferencePattern(kind="invoice", pattern=r"\b((?:FAC|INV)[-/]?\d[\d\-/]{2,15}\d)\b"),
     ReferencePattern(kind="contract",
                      pattern=r"\b(?:contrat|contract)\b\s*(?:n[°o]\.?|no\.?|#|:)?\s*"
                              r"([A-Z]{0,4}[-/]?\d[\d\-/]{2,15}\d)\b"),
@@ -80,6 +82,13 @@ class DedupConfig(BaseModel):
     # follow_up_hours.
     content_free_weight: float = Field(0.6, ge=0)
     follow_up_hours: float = Field(48.0, ge=0)
+    # A message from the same person that says it goes on with something already reported
+    # ("toujours", "still", "re …", "des nouvelles ?") joins the case it shares an informative
+    # word with (at least continuation_min_shared_weight), if active within
+    # continuation_hours: one shared rare word is enough when the customer says it is a
+    # follow-up, never without.
+    continuation_hours: float = Field(72.0, ge=0)
+    continuation_min_shared_weight: float = Field(0.5, gt=0)
     # In a conversation, a statement with at least this informative weight is a request of
     # its own (a new problem described in full), like a question or "autre chose : …".
     new_subject_weight: float = Field(4.0, gt=0)

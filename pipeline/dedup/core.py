@@ -34,6 +34,7 @@ from pipeline.dedup.similarity import STOP_WORDS
 from pipeline.envelope import CaseLink, Channel, Envelope, Reference
 from pipeline.textnorm import words
 
+_REPLY_PREFIX = re.compile(r"^\s*((re|tr|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
 CASE_TAG = re.compile(r"\b(C-[0-9A-F]{10})\b", re.IGNORECASE)
 # Channels where a customer talks in several short messages (and calls again to add one).
 CONVERSATION_CHANNELS = (Channel.CHAT, Channel.WHATSAPP, Channel.VOICEMAIL)
@@ -159,6 +160,9 @@ def _by_thread(cases: AccountCases, envelope: Envelope) -> tuple[OpenCase, str] 
         hit = next((p for p in pointed if p in case.thread_ids), None)
         if hit:
             return case, f"reply to message {hit}"
+    for case in sorted(cases.open, key=lambda c: c.last_activity, reverse=True):
+        if _same_subject(case, envelope):
+            return case, f"reply by subject {case.subject!r} (no In-Reply-To header)"
     tags = [envelope.thread.case_tag] if envelope.thread.case_tag else []
     tags += CASE_TAG.findall(envelope.subject or "")
     for tag in tags:
@@ -252,6 +256,48 @@ def _by_similarity(cases: AccountCases, text_words: list[str], conversation: dic
     else:
         why += f" (bar {config.threshold:g}% / {config.min_shared_weight:g})"
     return case, found.score, why
+
+
+def _same_subject(case: OpenCase, envelope: Envelope) -> bool:
+    """A mail answering by subject ("RE: Barcode scanner not working") when the client
+    dropped the In-Reply-To header: the same informative subject as the case's."""
+    if envelope.channel is not Channel.EMAIL or not case.subject or not envelope.subject:
+        return False
+    if not _REPLY_PREFIX.match(envelope.subject):
+        return False
+    mine, theirs = (sim.stems(sim.subject_line_words(x)) for x in (envelope.subject,
+                                                                  case.subject))
+    return bool(mine) and mine == theirs and sim.content_weight(mine) >= 1.0
+
+
+def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set[str],
+                     config: DedupConfig) -> tuple[OpenCase, sim.Similarity, str] | None:
+    """The customer says it goes on ("toujours", "still", "re …") and shares at least one
+    informative word with one of their recent cases: that case."""
+    text = sim.message_text(envelope)
+    marker = sim.CONTINUATION_MARKERS.search(text)
+    if marker is None:
+        return None
+    horizon = envelope.received_at - timedelta(hours=config.continuation_hours)
+    best: tuple[OpenCase, sim.Similarity] | None = None
+    for case in cases.open:
+        if not (case.sender == envelope.sender_key or _same_person(case, envelope)):
+            continue
+        if not horizon <= case.last_activity <= envelope.received_at:
+            continue
+        found = sim.similarity(message_stems, sim.stems(case.summary.split()))
+        if found.shared_weight < config.continuation_min_shared_weight:
+            continue
+        if best is None or (found.shared_weight, case.last_activity) > (
+                best[1].shared_weight, best[0].last_activity):
+            best = (case, found)
+    if best is None:
+        return None
+    case, found = best
+    return case, found, (f"says it goes on ({marker.group(0).strip()!r}) and shares "
+                         f"{found.describe()} with the sender's case active within "
+                         f"{config.continuation_hours:g} h; shared weight "
+                         f"{found.shared_weight:g} ≥ {config.continuation_min_shared_weight:g}")
 
 
 def _by_follow_up(cases: AccountCases, envelope: Envelope, message_stems: set[str],
@@ -360,6 +406,8 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
             found = (fuzzy[0], fuzzy[1], "fuzzy", fuzzy[2])
     elif (similar := _by_similarity(current, text_words, conversation, config)) is not None:
         found = (similar[0], similar[1], "fuzzy", similar[2])
+    elif (cont := _by_continuation(current, envelope, message_stems, config)) is not None:
+        found = (cont[0], cont[1].score, "continuation", cont[2])
     elif (hit := _by_follow_up(current, envelope, message_stems, conversation,
                                config)) is not None:
         found = (hit[0], None, "follow-up", hit[1])

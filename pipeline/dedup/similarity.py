@@ -32,6 +32,7 @@ salut svp stp madame monsieur aussi encore deja car donc alors comme tout tous t
 the an and or of to in on at for with is are was were be been it its this that these those
 i you we they he she my your our their me us them do does did have has had not no can could
 would should will just please thanks thank hello hi dear regards best kind hey
+only one ones some all any also there here what when which who then than so too very
 """
 STOP_WORDS = frozenset(_STOP_WORD_LIST.split())
 STEM_LENGTH = 6
@@ -45,14 +46,19 @@ bonne bien super parfai trouve regard essaye still working work again sorry than
 news update any help issue problem photo captur vous envoie envoye rappel rappele appel
 appele messag lien recu fait quoi voila ca cela ceci rien tout depuis matin soir hier aujour
 demain jour semain fois encore deja plus moins
+revenu recommence seul nouveau again back
 """
-GENERIC_STEMS = frozenset(_GENERIC_STEM_LIST.split())
 
 # Opens a new subject inside a conversation ("et autre chose", "au fait", "btw …").
 NEW_SUBJECT_MARKERS = re.compile(
     r"\b(autre chose|autre question|une autre|au passage|au fait|sinon|par ailleurs|"
     r"egalement|et aussi|ah et|by the way|btw|also|another (thing|question)|"
     r"one more thing|separately)\b")
+# Says the message goes on with something already reported ("toujours", "still", "re …",
+# "des nouvelles ?", "any update"): with a shared informative word, it is a follow-up.
+CONTINUATION_MARKERS = re.compile(
+    r"(^re\b|\b(toujours|encore|again|still|relance|relancer|des nouvelles|any update|"
+    r"any news|ca recommence|recommence|de nouveau|a nouveau|same thing|pareil)\b)")
 # A question or a request: a new one needs its own evidence to join a case.
 QUESTION_OPENINGS = re.compile(
     r"^(et )?(comment|pourquoi|combien|quand|quel|quelle|est ce|c est quoi|c est ou|"
@@ -69,11 +75,40 @@ _SIGN_OFF = re.compile(
     re.IGNORECASE)
 
 
+# Inflection endings dropped before cutting to STEM_LENGTH, longest first, so that the
+# forms customers write of one word meet: "plantage" / "plante", "doubling" / "double",
+# "scanning" / "scanner", "bloquée" / "bloque". Only when at least four letters remain.
+_ENDINGS = ("ements", "ement", "ing", "age", "ees", "ent", "ons", "ed", "er", "ez", "ee",
+            "es", "e")
+# Words that say the same thing in different words or languages (one stem each).
+SYNONYMS = {
+    "twic": "doubl", "doublon": "doubl", "duplic": "doubl", "duplicat": "doubl",
+    "plant": "crash", "crash": "crash", "bug": "bug",
+    "scan": "scann", "barcod": "scann",
+    "printer": "imprim", "print": "imprim", "prints": "imprim",
+    "invoic": "factur", "fac": "factur",
+    "password": "passwo", "passe": "passe",
+    "refund": "rembou",
+    "kick": "deconn", "deconnect": "deconn", "logout": "deconn",
+}
+
+
 def stem(word: str) -> str:
     """The comparable form of a folded word."""
     if len(word) > 4 and word.endswith(("s", "x")) and not word[-2].isdigit():
         word = word[:-1]
+    if not any(ch.isdigit() for ch in word):
+        for ending in _ENDINGS:
+            if word.endswith(ending) and len(word) - len(ending) >= 4:
+                word = word[:-len(ending)]
+                break
+    for length in (len(word), STEM_LENGTH):
+        if (same := SYNONYMS.get(word[:length])) is not None:
+            return same
     return word[:STEM_LENGTH]
+
+
+GENERIC_STEMS = frozenset(stem(w) for w in _GENERIC_STEM_LIST.split())
 
 
 def without_signature(text: str, own_names: set[str] = frozenset()) -> str:  # type: ignore[assignment]
@@ -116,6 +151,18 @@ def subject_words(envelope: Envelope) -> list[str]:
     # numbers (invoices, orders) are compared as references.
     return [w for w in found if w not in STOP_WORDS and w not in own and len(w) > 2
             and not w.isdigit()]
+
+
+def subject_line_words(subject: str) -> list[str]:
+    """The meaningful folded words of a mail subject, without its "Re:" / "Fwd:"."""
+    bare = re.sub(r"^\s*((re|tr|fwd?|aw)\s*:\s*)+", "", subject, flags=re.IGNORECASE)
+    return [w for w in words(bare) if w not in STOP_WORDS and len(w) > 2 and not w.isdigit()]
+
+
+def message_text(envelope: Envelope) -> str:
+    """What the customer wrote or said, folded (subject, text, transcripts)."""
+    return fold(" ".join(p for p in [envelope.subject or "", envelope.text,
+                                     *(t.text for t in envelope.transcripts)] if p))
 
 
 def opens_new_subject(envelope: Envelope, message_stems: set[str], new_subject_weight: float
