@@ -75,7 +75,7 @@ class DedupConfig(BaseModel):
     # rare word) for a merge by similarity; tuned on the tuning split of bench/decisions.py.
     threshold: float = Field(40.0, ge=0, le=100)
     min_shared_weight: float = Field(1.3, ge=0)
-    conversation_threshold: float = Field(25.0, ge=0, le=100)
+    conversation_threshold: float = Field(10.0, ge=0, le=100)
     conversation_min_shared_weight: float = Field(0.6, gt=0)
     # A message whose informative weight is at most this says nothing of its own ("ça ne
     # marche toujours pas", "merci !"): it follows the sender's case active within
@@ -88,7 +88,7 @@ class DedupConfig(BaseModel):
     # continuation_hours: one shared rare word is enough when the customer says it is a
     # follow-up, never without.
     continuation_hours: float = Field(72.0, ge=0)
-    continuation_min_shared_weight: float = Field(0.5, gt=0)
+    continuation_min_shared_weight: float = Field(0.4, gt=0)
     # In a conversation, a statement with at least this informative weight is a request of
     # its own (a new problem described in full), like a question or "autre chose : …".
     new_subject_weight: float = Field(4.0, gt=0)

@@ -62,6 +62,9 @@ class OpenCase(BaseModel):
     opening_message_id: str | None = None
     # The directory's employee who opened it: the same person on another channel.
     employee_id: str | None = None
+    # Opened by a question ("comment …?") rather than a problem report: a status follow-up
+    # ("ça ne marche toujours pas") is about the latter.
+    opened_by_question: bool = False
     message_count: int = 0
     deprioritised: bool = False
 
@@ -313,12 +316,15 @@ def _by_follow_up(cases: AccountCases, envelope: Envelope, message_stems: set[st
     own = [c for c in own if horizon <= c.last_activity <= envelope.received_at]
     if not own:
         return None
-    case = max(own, key=lambda c: c.last_activity)
+    status = sim.STATUS_MARKERS.search(sim.message_text(envelope))
+    reported = [c for c in own if not c.opened_by_question]
+    case = max(reported if status and reported else own, key=lambda c: c.last_activity)
     hours = (envelope.received_at - case.last_activity).total_seconds() / 3600
     words_ = " ".join(sorted(message_stems)) or "none"
     return case, (f"says nothing of its own (informative weight {said:.2f} ≤ "
                   f"{config.content_free_weight:g}; words: {words_}): follows the sender's "
-                  f"latest case, active {hours:.1f} h before")
+                  f"latest {'problem report' if status and reported else 'case'}, active "
+                  f"{hours:.1f} h before")
 
 
 def _by_conversation(cases: AccountCases, envelope: Envelope, message_stems: set[str],
@@ -431,7 +437,8 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
         employee_id=envelope.identity.employee_id if envelope.identity else None,
         summary=_capped(" ".join(text_words), config), refs=keys,
         message_ids=[envelope.id], thread_ids=_thread_ids(envelope),
-        opening_message_id=envelope.id, message_count=1, deprioritised=bool(others))
+        opening_message_id=envelope.id, message_count=1, deprioritised=bool(others),
+        opened_by_question=sim.is_question(envelope))
     evidence = ["no open case of this customer matched"]
     if others:
         evidence.append(f"customer already has {len(others)} open case(s): "

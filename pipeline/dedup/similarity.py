@@ -59,6 +59,11 @@ NEW_SUBJECT_MARKERS = re.compile(
 CONTINUATION_MARKERS = re.compile(
     r"(^re\b|\b(toujours|encore|again|still|relance|relancer|des nouvelles|any update|"
     r"any news|ca recommence|recommence|de nouveau|a nouveau|same thing|pareil)\b)")
+# Says how a problem is going ("ça ne marche toujours pas", "c'est reparti", "still broken"):
+# about a reported problem, not about a question the customer asked in between.
+STATUS_MARKERS = re.compile(
+    r"\b(marche|marchent|fonctionne|fonctionnent|reparti|repart|remarche|recommence|revenu|"
+    r"plante|bloque|bloquee|working|works|broken|fixed|still|toujours)\b")
 # A question or a request: a new one needs its own evidence to join a case.
 QUESTION_OPENINGS = re.compile(
     r"^(et )?(comment|pourquoi|combien|quand|quel|quelle|est ce|c est quoi|c est ou|"
@@ -163,6 +168,14 @@ def message_text(envelope: Envelope) -> str:
     """What the customer wrote or said, folded (subject, text, transcripts)."""
     return fold(" ".join(p for p in [envelope.subject or "", envelope.text,
                                      *(t.text for t in envelope.transcripts)] if p))
+
+
+def is_question(envelope: Envelope) -> bool:
+    """A question mark or a question's opening ("comment …", "how do I …")."""
+    raw = envelope.text or " ".join(t.text for t in envelope.transcripts)
+    return bool(("?" in raw and raw.strip(" ?")) or QUESTION_OPENINGS.match(
+        fold(" ".join(p for p in [envelope.text, *(t.text for t in envelope.transcripts)]
+                      if p))))
 
 
 def opens_new_subject(envelope: Envelope, message_stems: set[str], new_subject_weight: float
