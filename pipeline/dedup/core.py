@@ -270,7 +270,7 @@ def _same_subject(case: OpenCase, envelope: Envelope) -> bool:
         return False
     mine, theirs = (sim.stems(sim.subject_line_words(x)) for x in (envelope.subject,
                                                                   case.subject))
-    return bool(mine) and mine == theirs and sim.content_weight(mine) >= 1.0
+    return bool(mine) and mine == theirs and sim.content_weight(mine) >= 0.5
 
 
 def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set[str],
@@ -297,8 +297,9 @@ def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set
     if best is None:
         return None
     case, found = best
+    spelled = {sim.stem(w): w for w in reversed(summary_words(envelope))}
     return case, found, (f"says it goes on ({marker.group(0).strip()!r}) and shares "
-                         f"{found.describe()} with the sender's case active within "
+                         f"{found.describe(spelled)} with the sender's case active within "
                          f"{config.continuation_hours:g} h; shared weight "
                          f"{found.shared_weight:g} ≥ {config.continuation_min_shared_weight:g}")
 

@@ -271,3 +271,41 @@ def test_the_senders_signature_and_company_name_are_not_evidence():
     first.identity = second.identity = signed
     a, b = acme.send(first), acme.send(second)
     assert b.action == "opened" and b.case_id != a.case_id
+
+
+def test_a_next_day_still_message_sharing_one_rare_word_joins_its_case():
+    acme = Account()
+    orders = acme.send(whatsapp("w1", "allo les commandes Uber Eats rentrent en double dans la "
+                                "caisse", minutes=0))
+    acme.send(email("m2", "Bonjour, pouvez-vous m'envoyer la facture d'octobre ?",
+                    subject="Facture octobre", minutes=120))
+    again = acme.send(whatsapp("w3", "ça double encore à midi", minutes=24 * 60))
+    assert again.action == "merged" and again.case_id == orders.case_id
+    assert again.matched_by == "continuation"
+    assert "'encore'" in again.evidence[0] and "double" in again.evidence[0]
+
+
+def test_still_not_working_follows_the_problem_not_the_question_asked_in_between():
+    acme = Account()
+    printer = acme.send(whatsapp("w1", "l'imprimante à tickets ne sort plus rien depuis ce "
+                                 "matin", minutes=0))
+    question = acme.send(whatsapp("w2", "et autre chose, où je télécharge la facture "
+                                  "d'octobre ?", minutes=1))
+    status = acme.send(whatsapp("w3", "ça ne marche toujours pas", minutes=110))
+    assert question.case_id != printer.case_id
+    assert status.case_id == printer.case_id and status.matched_by == "follow-up"
+
+
+def test_a_reply_by_subject_without_in_reply_to_joins_the_thread():
+    acme = Account()
+    first = acme.send(email("m1", "Since Monday the barcode scanner adds every item twice.",
+                            subject="Barcode scanner not working"))
+    reply = acme.send(email("m2", "Any update? We remove the duplicates by hand.",
+                            subject="RE: Barcode scanner not working", minutes=150))
+    assert reply.case_id == first.case_id and reply.matched_by == "thread"
+
+
+def test_invoice_code_after_an_article_is_read_whole():
+    env = email("m1", "Je me permets de relancer pour la FAC-2026-10482.", subject="facture")
+    refs = envelope_references(env, CONFIG.reference_patterns)
+    assert [r.value for r in refs] == ["FAC-2026-10482"]
