@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-Scorer = Literal["token_set_ratio", "token_sort_ratio", "partial_token_set_ratio", "WRatio",
+Scorer = Literal["informative", "token_set_ratio", "token_sort_ratio", "partial_token_set_ratio", "WRatio",
                  "ratio", "QRatio"]
 
 
@@ -39,10 +39,12 @@ DEFAULT_REFERENCE_PATTERNS: list[ReferencePattern] = [
     # signature) would merge all of a customer's mail; restrict to your app's domain if needed.
     ReferencePattern(kind="url",
                      pattern=r"https?://[^\s/<>\"')\]]+/[^\s<>\"')\]]*[^\s<>\"')\].,;:!?/]"),
+    # The code itself first: in "la FAC-2026-10482" the word "FAC" is not the keyword of
+    # the pattern below (which would read "-2026-10482").
+    ReferencePattern(kind="invoice", pattern=r"\b((?:FAC|INV)[-/]?\d[\d\-/]{2,15}\d)\b"),
     ReferencePattern(kind="invoice",
                      pattern=r"\b(?:facture|invoice|fac|inv)\b\s*(?:n[°o]\.?|no\.?|#|:)?\s*"
                              r"([A-Z]{0,4}[-/]?\d[\d\-/]{3,15}\d)\b"),
-    ReferencePattern(kind="invoice", pattern=r"\b((?:FAC|INV)[-/]?\d[\d\-/]{2,15}\d)\b"),
     ReferencePattern(kind="contract",
                      pattern=r"\b(?:contrat|contract)\b\s*(?:n[°o]\.?|no\.?|#|:)?\s*"
                              r"([A-Z]{0,4}[-/]?\d[\d\-/]{2,15}\d)\b"),
@@ -61,14 +63,38 @@ DEFAULT_REFERENCE_PATTERNS: list[ReferencePattern] = [
 class DedupConfig(BaseModel):
     # Open cases without activity for longer than this are forgotten (aged out).
     open_case_max_age_days: float = Field(30.0, gt=0)
-    # A chat / WhatsApp message from the same sender within this time continues its case.
+    # A chat / WhatsApp message from the same sender within this time is in the same
+    # conversation: the similarity bar is lowered (conversation_*), never removed.
     quiet_period_minutes: float = Field(30.0, ge=0)
-    # rapidfuzz.fuzz scorer used to compare a message with each open case's summary.
-    # WRatio measured best on our French/English pairs: a follow-up about the same printer
-    # scores ~85, an unrelated question from the same customer ~35-45 (docs/dedup-route.md).
-    scorer: Scorer = "WRatio"
-    threshold: float = Field(75.0, ge=0, le=100)
-    # Fewer meaningful words than this (after stop words) is too little to merge on.
+    # "informative": share of the message's informative words (IDF-weighted, stemmed) found
+    # in the case's representative text (pipeline/dedup/similarity.py). The rapidfuzz
+    # scorers are the rule before issue 14, kept for comparison: WRatio merges on a single
+    # shared word once a case's summary is 1.5x the message (bench/decisions.py).
+    scorer: Scorer = "informative"
+    # Minimum score (0-100) and minimum informative content in common (about one unit per
+    # rare word) for a merge by similarity; tuned on the tuning split of bench/decisions.py.
+    threshold: float = Field(40.0, ge=0, le=100)
+    min_shared_weight: float = Field(1.3, ge=0)
+    conversation_threshold: float = Field(10.0, ge=0, le=100)
+    conversation_min_shared_weight: float = Field(0.6, gt=0)
+    # A message whose informative weight is at most this says nothing of its own ("ça ne
+    # marche toujours pas", "merci !"): it follows the sender's case active within
+    # follow_up_hours.
+    content_free_weight: float = Field(0.6, ge=0)
+    follow_up_hours: float = Field(48.0, ge=0)
+    # A message from the same person that says it goes on with something already reported
+    # ("toujours", "still", "re …", "des nouvelles ?") joins the case it shares an informative
+    # word with (at least continuation_min_shared_weight), if active within
+    # continuation_hours: one shared rare word is enough when the customer says it is a
+    # follow-up, never without.
+    continuation_hours: float = Field(72.0, ge=0)
+    continuation_min_shared_weight: float = Field(0.4, gt=0)
+    # In a conversation, a statement with at least this informative weight is a request of
+    # its own (a new problem described in full), like a question or "autre chose : …".
+    new_subject_weight: float = Field(4.0, gt=0)
+    # A case's comparison text: subject and the first messages only (bounded, representative).
+    representative_messages: int = Field(3, ge=1)
+    # With a rapidfuzz scorer: fewer meaningful words than this never merge by similarity.
     min_fuzzy_words: int = Field(2, ge=1)
     # Per-customer bounds: what keeps the cost per message constant, whatever the total.
     max_open_cases_per_account: int = Field(50, ge=1)

@@ -4,11 +4,15 @@ State is per customer account (``AccountCases``): every decision reads and write
 account's own open cases, so the cost of a message does not depend on how many cases the
 other customers have. The agent keeps one ``AccountCases`` per account in a faust Table.
 
-Order of the tests, strongest evidence first: redelivery of a message already in a case,
-email thread (In-Reply-To / References) or case tag, a shared business reference, a chat or
-WhatsApp conversation continued within the quiet period, then fuzzy similarity above the
-threshold. Otherwise the message opens a case, deprioritised when the customer already has
-one open ("one question at a time").
+A merge needs evidence that the message is about the same thing as the case. Order of the
+tests, strongest evidence first: redelivery of a message already in a case, email thread
+(In-Reply-To / References) or case tag, a shared business reference, then similarity on
+informative words (``similarity``). Being in the same chat or WhatsApp conversation within
+the quiet period lowers the similarity bar but never replaces it: a new question a minute
+later opens its own case. A message that says nothing of its own ("ça ne marche toujours
+pas", "merci !", "??") cannot be a new request: it follows the sender's latest case.
+Otherwise the message opens a case, deprioritised when the customer already has one open
+("one question at a time").
 """
 
 from __future__ import annotations
@@ -23,26 +27,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 
+from pipeline.dedup import similarity as sim
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.refs import ref_key
+from pipeline.dedup.similarity import STOP_WORDS
 from pipeline.envelope import CaseLink, Channel, Envelope, Reference
 from pipeline.textnorm import words
 
+_REPLY_PREFIX = re.compile(r"^\s*((re|tr|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
 CASE_TAG = re.compile(r"\b(C-[0-9A-F]{10})\b", re.IGNORECASE)
-CONVERSATION_CHANNELS = (Channel.CHAT, Channel.WHATSAPP)
+# Channels where a customer talks in several short messages (and calls again to add one).
+CONVERSATION_CHANNELS = (Channel.CHAT, Channel.WHATSAPP, Channel.VOICEMAIL)
 
-# Words that say nothing about the subject of a case (French and English support mail).
-_STOP_WORD_LIST = """
-a au aux avec ce ces cette dans de des du elle en et eux il ils je la le les leur lui ma
-mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa se ses son sur
-ta te tes toi ton tu un une vos votre vous c d j l m n s t y est sont ai as avons avez ont
-suis etes etait ete etre avoir fait faire peut plus tres bien merci bonjour bonsoir cordialement
-salut svp stp madame monsieur aussi encore deja car donc alors comme tout tous toute toutes
-the an and or of to in on at for with is are was were be been it its this that these those
-i you we they he she my your our their me us them do does did have has had not no can could
-would should will just please thanks thank hello hi dear regards best kind hey
-"""
-STOP_WORDS = frozenset(_STOP_WORD_LIST.split())
+__all__ = ["STOP_WORDS", "AccountCases", "CaseEvent", "Decision", "OpenCase", "assign"]
 
 
 class OpenCase(BaseModel):
@@ -54,13 +51,20 @@ class OpenCase(BaseModel):
     channel: Channel
     sender: str
     subject: str = ""
-    # Folded meaningful words of the case's messages (first messages first, capped).
+    # Folded meaningful words of the case's subject and first messages (capped): what new
+    # messages are compared with. It stops growing after ``representative_messages``, so a
+    # long case does not turn into a catch-all.
     summary: str = ""
     refs: list[str] = Field(default_factory=list)
     message_ids: list[str] = Field(default_factory=list)
     # Email Message-IDs and conversation ids that a reply can point at.
     thread_ids: list[str] = Field(default_factory=list)
     opening_message_id: str | None = None
+    # The directory's employee who opened it: the same person on another channel.
+    employee_id: str | None = None
+    # Opened by a question ("comment …?") rather than a problem report: a status follow-up
+    # ("ça ne marche toujours pas") is about the latter.
+    opened_by_question: bool = False
     message_count: int = 0
     deprioritised: bool = False
 
@@ -117,7 +121,9 @@ def account_key(envelope: Envelope, record_key: str | None) -> str:
 
 
 def summary_words(envelope: Envelope) -> list[str]:
-    return [w for w in words(envelope.full_text()) if w not in STOP_WORDS and len(w) > 1]
+    """What the message says: subject, text without signature, transcripts, minus stop
+    words and the sender's own names."""
+    return sim.subject_words(envelope)
 
 
 def _thread_ids(envelope: Envelope) -> list[str]:
@@ -150,14 +156,16 @@ def age_out(cases: AccountCases, now: datetime, config: DedupConfig) -> tuple[Ac
 
 
 def _by_thread(cases: AccountCases, envelope: Envelope) -> tuple[OpenCase, str] | None:
+    # A chat window's conversation id is not a thread: customers ask several things in one
+    # window. It only lowers the similarity bar (``_conversations``).
     pointed = [_bare(x) for x in [envelope.thread.in_reply_to, *envelope.thread.references] if x]
-    if envelope.thread.conversation_id:
-        pointed.append(f"conv:{envelope.thread.conversation_id}")
     for case in sorted(cases.open, key=lambda c: c.last_activity, reverse=True):
         hit = next((p for p in pointed if p in case.thread_ids), None)
         if hit:
-            what = "conversation" if hit.startswith("conv:") else "reply to message"
-            return case, f"{what} {hit}"
+            return case, f"reply to message {hit}"
+    for case in sorted(cases.open, key=lambda c: c.last_activity, reverse=True):
+        if _same_subject(case, envelope):
+            return case, f"reply by subject {case.subject!r} (no In-Reply-To header)"
     tags = [envelope.thread.case_tag] if envelope.thread.case_tag else []
     tags += CASE_TAG.findall(envelope.subject or "")
     for tag in tags:
@@ -175,27 +183,34 @@ def _by_reference(cases: AccountCases, refs: list[str]) -> tuple[OpenCase, str] 
     return None
 
 
-def _by_conversation(cases: AccountCases, envelope: Envelope,
-                     config: DedupConfig) -> tuple[OpenCase, str] | None:
+def _conversations(cases: AccountCases, envelope: Envelope,
+                   config: DedupConfig) -> dict[str, float]:
+    """Cases this message continues the conversation of, with the minutes since: the same
+    person (sender address, or directory employee across chat, WhatsApp and voicemail) or
+    chat conversation id, within the quiet period."""
     if envelope.channel not in CONVERSATION_CHANNELS:
-        return None
+        return {}
     quiet = timedelta(minutes=config.quiet_period_minutes)
-    for case in sorted(cases.open, key=lambda c: c.last_activity, reverse=True):
+    conv = f"conv:{envelope.thread.conversation_id}" if envelope.thread.conversation_id else None
+    found = {}
+    for case in cases.open:
         gap = envelope.received_at - case.last_activity
-        if (case.channel is envelope.channel and case.sender == envelope.sender_key
-                and timedelta(0) <= gap <= quiet):
-            minutes = gap.total_seconds() / 60
-            return case, (f"same {envelope.channel.value} sender {minutes:.0f} min after the "
-                          f"case's last message (quiet period {config.quiet_period_minutes:g} min)")
-    return None
+        same = (case.sender == envelope.sender_key
+                or (case.channel in CONVERSATION_CHANNELS and _same_person(case, envelope))
+                or (conv is not None and conv in case.thread_ids))
+        if same and timedelta(0) <= gap <= quiet:
+            found[case.case_id] = gap.total_seconds() / 60
+    return found
 
 
 def scorer(name: str) -> Callable[..., float]:
     return getattr(fuzz, name)  # type: ignore[no-any-return]
 
 
-def _by_similarity(cases: AccountCases, text_words: list[str],
-                   config: DedupConfig) -> tuple[OpenCase, float, str] | None:
+def _by_legacy_scorer(cases: AccountCases, text_words: list[str],
+                      config: DedupConfig) -> tuple[OpenCase, float, str] | None:
+    """A rapidfuzz scorer over the whole summary (the rule before issue 14, kept for
+    comparison: WRatio merges on one shared word once the summary is 1.5× the message)."""
     if len(text_words) < config.min_fuzzy_words:
         return None
     score_of = scorer(config.scorer)
@@ -215,6 +230,129 @@ def _by_similarity(cases: AccountCases, text_words: list[str],
                                    f"on words: {' '.join(common)}")
 
 
+def _by_similarity(cases: AccountCases, text_words: list[str], conversation: dict[str, float],
+                   config: DedupConfig) -> tuple[OpenCase, float, str] | None:
+    """The open case sharing the most informative content, if enough: at least
+    ``min_shared_weight`` in common and ``threshold`` % of the smaller content; within the
+    same conversation the bar is ``conversation_*`` (lower, never zero)."""
+    message_stems = sim.stems(text_words)
+    best: tuple[OpenCase, sim.Similarity, float | None] | None = None
+    for case in cases.open:
+        found = sim.similarity(message_stems, sim.stems(case.summary.split()))
+        minutes = conversation.get(case.case_id)
+        threshold, minimum = ((config.conversation_threshold,
+                               config.conversation_min_shared_weight) if minutes is not None
+                              else (config.threshold, config.min_shared_weight))
+        if found.score < threshold or found.shared_weight < minimum:
+            continue
+        if best is None or (found.shared_weight, found.score) > (best[1].shared_weight,
+                                                                 best[1].score):
+            best = (case, found, minutes)
+    if best is None:
+        return None
+    case, found, minutes = best
+    spelled = {sim.stem(w): w for w in reversed(text_words)}
+    why = f"similar: {found.describe(spelled)}; shared weight {found.shared_weight:g}"
+    if minutes is not None:
+        why += (f" (same conversation, {minutes:.0f} min after: "
+                f"bar {config.conversation_threshold:g}% / {config.conversation_min_shared_weight:g})")
+    else:
+        why += f" (bar {config.threshold:g}% / {config.min_shared_weight:g})"
+    return case, found.score, why
+
+
+def _same_subject(case: OpenCase, envelope: Envelope) -> bool:
+    """A mail answering by subject ("RE: Barcode scanner not working") when the client
+    dropped the In-Reply-To header: the same informative subject as the case's."""
+    if envelope.channel is not Channel.EMAIL or not case.subject or not envelope.subject:
+        return False
+    if not _REPLY_PREFIX.match(envelope.subject):
+        return False
+    mine, theirs = (sim.stems(sim.subject_line_words(x)) for x in (envelope.subject,
+                                                                  case.subject))
+    return bool(mine) and mine == theirs and sim.content_weight(mine) >= 0.5
+
+
+def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set[str],
+                     config: DedupConfig) -> tuple[OpenCase, sim.Similarity, str] | None:
+    """The customer says it goes on ("toujours", "still", "re …") and shares at least one
+    informative word with one of their recent cases: that case."""
+    text = sim.message_text(envelope)
+    marker = sim.CONTINUATION_MARKERS.search(text)
+    if marker is None:
+        return None
+    horizon = envelope.received_at - timedelta(hours=config.continuation_hours)
+    best: tuple[OpenCase, sim.Similarity] | None = None
+    for case in cases.open:
+        if not (case.sender == envelope.sender_key or _same_person(case, envelope)):
+            continue
+        if not horizon <= case.last_activity <= envelope.received_at:
+            continue
+        found = sim.similarity(message_stems, sim.stems(case.summary.split()))
+        if found.shared_weight < config.continuation_min_shared_weight:
+            continue
+        if best is None or (found.shared_weight, case.last_activity) > (
+                best[1].shared_weight, best[0].last_activity):
+            best = (case, found)
+    if best is None:
+        return None
+    case, found = best
+    spelled = {sim.stem(w): w for w in reversed(summary_words(envelope))}
+    return case, found, (f"says it goes on ({marker.group(0).strip()!r}) and shares "
+                         f"{found.describe(spelled)} with the sender's case active within "
+                         f"{config.continuation_hours:g} h; shared weight "
+                         f"{found.shared_weight:g} ≥ {config.continuation_min_shared_weight:g}")
+
+
+def _by_follow_up(cases: AccountCases, envelope: Envelope, message_stems: set[str],
+                  conversation: dict[str, float], config: DedupConfig
+                  ) -> tuple[OpenCase, str] | None:
+    """A message with nothing of its own to say follows the sender's latest case."""
+    said = sim.content_weight(message_stems)
+    if said > config.content_free_weight:
+        return None
+    horizon = envelope.received_at - timedelta(hours=config.follow_up_hours)
+    own = [c for c in cases.open if c.case_id in conversation or (
+        c.sender == envelope.sender_key or _same_person(c, envelope))]
+    own = [c for c in own if horizon <= c.last_activity <= envelope.received_at]
+    if not own:
+        return None
+    status = sim.STATUS_MARKERS.search(sim.message_text(envelope))
+    reported = [c for c in own if not c.opened_by_question]
+    case = max(reported if status and reported else own, key=lambda c: c.last_activity)
+    hours = (envelope.received_at - case.last_activity).total_seconds() / 3600
+    words_ = " ".join(sorted(message_stems)) or "none"
+    return case, (f"says nothing of its own (informative weight {said:.2f} ≤ "
+                  f"{config.content_free_weight:g}; words: {words_}): follows the sender's "
+                  f"latest {'problem report' if status and reported else 'case'}, active "
+                  f"{hours:.1f} h before")
+
+
+def _by_conversation(cases: AccountCases, envelope: Envelope, message_stems: set[str],
+                     conversation: dict[str, float], config: DedupConfig
+                     ) -> tuple[OpenCase, str] | None:
+    """A short statement in the same conversation, neither a question nor a new subject,
+    goes on with what the customer was saying (the conversation's latest case)."""
+    if not conversation:
+        return None
+    if (why_not := sim.opens_new_subject(envelope, message_stems,
+                                         config.new_subject_weight)) is not None:
+        del why_not  # a new request: it opens its own case (recorded there as "new")
+        return None
+    case_id, minutes = min(conversation.items(), key=lambda kv: kv[1])
+    case = cases.find(case_id)
+    assert case is not None
+    return case, (f"goes on with the same conversation ({case.channel.value}) "
+                  f"{minutes:.0f} min later: no question, no change of subject, no request "
+                  f"of its own")
+
+
+def _same_person(case: OpenCase, envelope: Envelope) -> bool:
+    """The same employee on another channel (WhatsApp then voicemail from one phone)."""
+    identity = envelope.identity
+    return bool(identity and identity.employee_id and case.employee_id == identity.employee_id)
+
+
 def _merge_into(case: OpenCase, envelope: Envelope, refs: list[str], text_words: list[str],
                 config: DedupConfig) -> OpenCase:
     merged = case.model_copy(deep=True)
@@ -223,10 +361,19 @@ def _merge_into(case: OpenCase, envelope: Envelope, refs: list[str], text_words:
     merged.last_activity = max(merged.last_activity, envelope.received_at)
     merged.refs += [r for r in refs if r not in merged.refs]
     merged.thread_ids += [t for t in _thread_ids(envelope) if t not in merged.thread_ids]
-    known = set(merged.summary.split())
-    extra = [w for w in text_words if w not in known]
-    merged.summary = " ".join([merged.summary, *extra]).strip()[:config.summary_chars]
+    if merged.message_count <= config.representative_messages:
+        known = set(merged.summary.split())
+        extra = [w for w in text_words if w not in known]
+        merged.summary = _capped(" ".join([merged.summary, *extra]), config)
     return merged
+
+
+def _capped(summary: str, config: DedupConfig) -> str:
+    """At most ``summary_chars``, cut at a word boundary (half a word is another word)."""
+    summary = summary.strip()
+    if len(summary) <= config.summary_chars:
+        return summary
+    return summary[:config.summary_chars].rsplit(" ", 1)[0]
 
 
 def _link(case: OpenCase, action: Literal["opened", "merged"], matched_by: str,
@@ -253,15 +400,27 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
     keys = [ref_key(r) for r in refs]
     text_words = summary_words(envelope)
 
+    message_stems = sim.stems(text_words)
+    conversation = _conversations(current, envelope, config)
+
     found: tuple[OpenCase, float | None, str, str] | None = None
     if (hit := _by_thread(current, envelope)) is not None:
         found = (hit[0], 100.0, "thread", hit[1])
     elif (hit := _by_reference(current, keys)) is not None:
         found = (hit[0], 100.0, "reference", hit[1])
-    elif (hit := _by_conversation(current, envelope, config)) is not None:
+    elif config.scorer != "informative":
+        if (fuzzy := _by_legacy_scorer(current, text_words, config)) is not None:
+            found = (fuzzy[0], fuzzy[1], "fuzzy", fuzzy[2])
+    elif (similar := _by_similarity(current, text_words, conversation, config)) is not None:
+        found = (similar[0], similar[1], "fuzzy", similar[2])
+    elif (cont := _by_continuation(current, envelope, message_stems, config)) is not None:
+        found = (cont[0], cont[1].score, "continuation", cont[2])
+    elif (hit := _by_follow_up(current, envelope, message_stems, conversation,
+                               config)) is not None:
+        found = (hit[0], None, "follow-up", hit[1])
+    elif (hit := _by_conversation(current, envelope, message_stems, conversation,
+                                  config)) is not None:
         found = (hit[0], None, "conversation", hit[1])
-    elif (fuzzy := _by_similarity(current, text_words, config)) is not None:
-        found = (fuzzy[0], fuzzy[1], "fuzzy", fuzzy[2])
 
     if found is not None:
         target, score, how, why = found
@@ -276,9 +435,11 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
         case_id=case_id_for(envelope.id), opened_at=envelope.received_at,
         last_activity=envelope.received_at, channel=envelope.channel,
         sender=envelope.sender_key, subject=(envelope.subject or "")[:200],
-        summary=" ".join(text_words)[:config.summary_chars], refs=keys,
+        employee_id=envelope.identity.employee_id if envelope.identity else None,
+        summary=_capped(" ".join(text_words), config), refs=keys,
         message_ids=[envelope.id], thread_ids=_thread_ids(envelope),
-        opening_message_id=envelope.id, message_count=1, deprioritised=bool(others))
+        opening_message_id=envelope.id, message_count=1, deprioritised=bool(others),
+        opened_by_question=sim.is_question(envelope))
     evidence = ["no open case of this customer matched"]
     if others:
         evidence.append(f"customer already has {len(others)} open case(s): "
@@ -333,6 +494,6 @@ def apply_event(cases: AccountCases, event: CaseEvent, config: DedupConfig,
     target.message_count += case.message_count
     target.refs += [r for r in case.refs if r not in target.refs]
     target.thread_ids += [t for t in case.thread_ids if t not in target.thread_ids]
-    target.summary = " ".join([target.summary, case.summary]).strip()[:config.summary_chars]
+    target.summary = _capped(" ".join([target.summary, case.summary]), config)
     target.last_activity = max(target.last_activity, case.last_activity)
     return result

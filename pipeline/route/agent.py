@@ -64,7 +64,7 @@ def register(ctx: StageContext) -> None:
         if stored is not None:
             previous = remembered_routing(stored)
             routing = previous if case and case.action == "opened" else follow_case(
-                previous, holder.version)
+                previous, holder.version, envelope, rules)
             metrics.count("followed_case" if routing.follows_case else "redelivered")
             if needs_refresh(stored, envelope.received_at):
                 remember(stored)  # the case is active: keep remembering it

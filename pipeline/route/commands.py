@@ -20,8 +20,8 @@ from pipeline.envelope import (
 )
 from pipeline.errors import ConfigError
 from pipeline.kafka import consumer, partitions_of, read_records
-from pipeline.route.core import route_case
-from pipeline.route.rules import load_rules
+from pipeline.route.core import MessageText, classify, route_case
+from pipeline.route.rules import RoutingRules, load_rules
 from pipeline.settings import Settings
 from pipeline.tools import with_broker
 from pipeline.topics import Topic, TopicNames
@@ -61,10 +61,36 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(func=cmd_replay)
 
 
+# Fewer examples than this and a category is guessed from too little (warned by check).
+MIN_EXAMPLES = 8
+
+
+def category_warnings(rules: RoutingRules) -> list[str]:
+    """Categories with few examples, and examples that classify into another category
+    (each example classified against all the others)."""
+    warnings = []
+    index = 0
+    for category in rules.categories:
+        if len(category.examples) < MIN_EXAMPLES:
+            warnings.append(f"category {category.name}: {len(category.examples)} example(s), "
+                            f"fewer than {MIN_EXAMPLES}: add messages as customers write them")
+        for example in category.examples:
+            env = Envelope(channel=Channel.EMAIL, source_id="check", text=example,
+                           received_at=datetime.now(UTC))
+            found = classify(MessageText.of(env), rules, exclude_example=index)
+            if found.category != category.name:
+                warnings.append(f"category {category.name}: example «{example}» classifies "
+                                f"as {found.category} ({found.reason})")
+            index += 1
+    return warnings
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     rules, version = load_rules(args.file)
     print(f"{args.file}: OK (version {version}): {len(rules.rules)} rules + default, "
           f"{len(rules.categories)} categories, queues: {', '.join(rules.queue_names())}")
+    for warning in category_warnings(rules):
+        print(f"warning: {warning}")
     return 0
 
 
@@ -98,7 +124,15 @@ def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     rules, version = load_rules(args.file)
     envelope = _made_up(args)
     routing = route_case(envelope, rules, version)
-    print(f"category:   {routing.category}  ({routing.category_reason})")
+    found = classify(MessageText.of(envelope), rules).guess
+    assert found is not None
+    confidence = (f"confidence {found.confidence:.2f}" if not found.fallback else
+                  f"fallback: best {found.best} at {found.confidence:.2f} "
+                  f"< {rules.min_confidence:g}")
+    print(f"category:   {routing.category}  ({confidence})")
+    print("keywords:   " + (", ".join(found.keywords) or "none"))
+    for n in found.nearest:
+        print(f"nearest:    {n.similarity:.2f} {n.category:<12} «{n.example}»")
     print(f"rule:       {routing.rule}")
     print("why:        " + "; ".join(routing.reasons))
     print(f"queue:      {routing.queue}  (topic queue.{routing.queue})")

@@ -15,6 +15,7 @@ from rapidfuzz import fuzz, process
 
 from pipeline.envelope import Envelope, Routing
 from pipeline.route.calendar import parse_duration_hours
+from pipeline.route.classify import CategoryGuess, guess
 from pipeline.route.rules import Outcome, RoutingRules, When
 from pipeline.textnorm import fold
 
@@ -80,21 +81,25 @@ class Classification:
     category: str
     reason: str
     difficulty: str
+    guess: CategoryGuess | None = None
+
+    @property
+    def confident(self) -> bool:
+        return self.guess is not None and not self.guess.fallback
 
 
-def classify(text: MessageText, rules: RoutingRules) -> Classification:
-    """The category with the most keyword hits (ties: the first listed), with the words."""
-    best: tuple[int, str, list[str], str | None] | None = None
-    for category in rules.categories:
-        hits = _hits(category.keywords, text, rules.keyword_tolerance)
-        if hits and (best is None or len(hits) > best[0]):
-            best = (len(hits), category.name, hits, category.difficulty)
-    if best is None:
-        return Classification(rules.default_category, "no category keyword found",
-                              rules.default_difficulty)
-    _, name, hits, difficulty = best
-    return Classification(name, "keywords: " + ", ".join(hits),
-                          difficulty or rules.default_difficulty)
+def classify(text: MessageText, rules: RoutingRules, *,
+             exclude_example: int | None = None) -> Classification:
+    """The category by similarity to the leads' examples and keywords, with a confidence;
+    below ``rules.min_confidence`` the fallback ``default_category``."""
+    hits = {c.name: _hits(c.keywords, text, rules.keyword_tolerance) for c in rules.categories}
+    found = guess(text.raw, rules.examples_key(), {n: h for n, h in hits.items() if h},
+                  keyword_weight=rules.keyword_weight, min_confidence=rules.min_confidence,
+                  fallback=rules.default_category, exclude=exclude_example)
+    difficulty = next((c.difficulty for c in rules.categories if c.name == found.category),
+                      None)
+    return Classification(found.category, found.reason(rules.min_confidence),
+                          difficulty or rules.default_difficulty, found)
 
 
 def _any(values: list[str] | None, actual: str | None) -> bool:
@@ -193,15 +198,43 @@ def route_case(envelope: Envelope, rules: RoutingRules, version: str | None = No
         difficulty=difficulty, calendar=calendar_name, reasons=why, rules_version=version)
 
 
-def follow_case(previous: Routing, version: str | None) -> Routing:
-    """Routing of a message merged into an already routed case: the case's queue, SLA kept."""
+FALLBACK_REASON = "fallback:"
+
+
+def follow_case(previous: Routing, version: str | None, envelope: Envelope | None = None,
+                rules: RoutingRules | None = None) -> Routing:
+    """Routing of a message merged into an already routed case: the case's queue, SLA kept.
+
+    The case keeps the category of its opening message. Only when that one fell back (not
+    confident) and the follow-up is classified confidently (``envelope`` and ``rules``
+    given) does the case take the follow-up's category: a follow-up can make the category
+    surer, never flip a confident one.
+    """
     # Shallow: every field kept is immutable, and reasons is replaced (a deep copy was 5 %
     # of route's time, bench/stage_costs.py).
-    return previous.model_copy(update={
+    update: dict[str, object] = {
         "follows_case": True,
         "reasons": [f"merged into a case already routed by rule {previous.rule}"],
         "rules_version": version or previous.rules_version,
-    })
+    }
+    if (envelope is not None and rules is not None
+            and (previous.category_reason or "").startswith(FALLBACK_REASON)):
+        found = classify(MessageText.of(envelope), rules)
+        if found.confident:
+            update["category"] = found.category
+            update["category_reason"] = f"from a follow-up: {found.reason}"
+    return previous.model_copy(update=update)
+
+
+def route_message(envelope: Envelope, stored: Routing | None, rules: RoutingRules,
+                  version: str | None) -> Routing:
+    """What route does with a message: a redelivered opening keeps its routing, a merged
+    follow-up follows its case, anything else is routed by the rules."""
+    if stored is None:
+        return route_case(envelope, rules, version)
+    if envelope.case is not None and envelope.case.action == "opened":
+        return stored
+    return follow_case(stored, version, envelope, rules)
 
 
 

@@ -36,11 +36,17 @@ class Calendar(BusinessCalendar, _Strict):
 
 
 class Category(_Strict):
-    """A category and the words that reveal it (accent- and case-insensitive, typo-tolerant)."""
+    """A category: example messages written by the leads, and words that reveal it
+    (accent- and case-insensitive, typo-tolerant). At least one of the two."""
 
     name: str
-    keywords: list[str] = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
     difficulty: str | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.keywords and not self.examples:
+            raise ValueError(f"category {self.name!r}: give examples or keywords (or both)")
 
 
 class Queue(_Strict):
@@ -117,7 +123,13 @@ class RoutingRules(_Strict):
         "simple": "6h", "medium": "3d", "difficult": "5d", "very_difficult": "14d"})
     default_difficulty: str = "medium"
     categories: list[Category] = Field(default_factory=list)
+    # The fallback: a message whose best category is below min_confidence goes here.
     default_category: str = "other"
+    # Classification (pipeline/route/classify.py): confidence (0-1) below which the message
+    # falls back to default_category, and how much each keyword found (up to two) adds to a
+    # category's similarity to its examples (cosine, 0-1).
+    min_confidence: float = Field(0.4, ge=0, le=1)
+    keyword_weight: float = Field(0.15, ge=0, le=1)
     queues: dict[str, Queue] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     default: Outcome
@@ -127,6 +139,10 @@ class RoutingRules(_Strict):
         if name not in self.calendars:
             name = next(iter(self.calendars))
         return name, self.calendars[name]
+
+    def examples_key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The examples of every category, hashable (the classifier is cached by it)."""
+        return tuple((c.name, tuple(c.examples)) for c in self.categories)
 
     def queue_names(self) -> list[str]:
         names = [self.default.queue, *(r.queue for r in self.rules), *self.queues]

@@ -183,3 +183,129 @@ def test_idle_account_sweep_forgets_old_cases_and_keeps_recent_ones():
     recent = acme.send(email("m2", "Où configurer la TVA ?", minutes=6 * 24 * 60))
     swept, gone = age_out(acme.cases, T0 + timedelta(days=8), acme.config)
     assert gone == 1 and [c.case_id for c in swept.open] == [recent.case_id]
+
+
+# Issue 14: a merge needs evidence that the messages are about the same thing.
+
+def test_new_question_a_minute_later_in_the_same_whatsapp_chat_opens_its_own_case():
+    acme = Account()
+    vat = acme.send(whatsapp("SM1", "Bonjour, où je configure le taux de TVA réduit sur les "
+                             "plats à emporter ?", minutes=0))
+    printer = acme.send(whatsapp("SM2", "et autre chose, l'imprimante du comptoir n'imprime "
+                                 "plus les tickets", minutes=1))
+    third = acme.send(whatsapp("SM3", "Comment j'ajoute un deuxième utilisateur ?", minutes=2))
+    assert printer.action == "opened" and printer.case_id != vat.case_id
+    assert printer.deprioritised, "one question at a time"
+    assert third.action == "opened" and third.case_id not in (vat.case_id, printer.case_id)
+
+
+def test_chat_conversation_id_alone_does_not_merge_a_different_question():
+    acme = Account()
+    conv = Thread(conversation_id="chat-42")
+    first = acme.send(Envelope(channel=Channel.CHAT, source_id="c1", received_at=T0,
+                               text="Je n'arrive plus à me connecter sur l'application iPad",
+                               identity=ACME, thread=conv,
+                               sender=Sender(app_identity=AppIdentity(user_id="u1",
+                                                                      account_id="acme"))))
+    other = acme.send(Envelope(channel=Channel.CHAT, source_id="c2",
+                               received_at=T0 + timedelta(minutes=3), identity=ACME, thread=conv,
+                               text="au passage, c'est possible d'imprimer les étiquettes de "
+                                    "prix sur une imprimante A4 ?",
+                               sender=Sender(app_identity=AppIdentity(user_id="u1",
+                                                                      account_id="acme"))))
+    assert other.action == "opened" and other.case_id != first.case_id
+
+
+def test_short_remarks_in_the_conversation_stay_with_the_case():
+    acme = Account()
+    first = acme.send(whatsapp("SM1", "la caisse est bloquée sur un écran noir au démarrage",
+                               minutes=0))
+    more = acme.send(whatsapp("SM2", "on a déjà débranché rebranché", minutes=1))
+    thanks = acme.send(whatsapp("SM3", "c'est reparti, merci !", minutes=200))
+    assert more.case_id == first.case_id and more.matched_by == "conversation"
+    assert thanks.case_id == first.case_id and thanks.matched_by == "follow-up"
+
+
+def test_one_shared_common_word_does_not_merge_into_a_big_case():
+    # WRatio switches to partial_token_set_ratio once the summary is 1.5x the message:
+    # 100 as soon as one word is shared, x 0.95 x 0.9 = 85.5 >= 75.
+    acme = Account()
+    big = acme.send(email("m1", "Je ne trouve pas l'export comptable de novembre, le fichier "
+                          "reste vide"))
+    other = acme.send(email("m2", "Je ne trouve pas le planning des moniteurs", minutes=60))
+    assert other.action == "opened" and other.case_id != big.case_id
+
+
+def test_a_case_comparison_text_stays_bounded_to_its_first_messages():
+    acme = Account()
+    acme.send(email("m1", "L'imprimante d'étiquettes n'imprime plus", subject="Imprimante"))
+    for i in range(8):
+        acme.send(email(f"r{i}", f"Encore un détail numéro{i} sur l'imprimante d'étiquettes "
+                        f"mot{i}a mot{i}b", minutes=10 + i))
+    case = acme.cases.open[0]
+    assert case.message_count == 9
+    assert "mot7a" not in case.summary and "mot0a" in case.summary
+
+
+def test_similarity_evidence_names_the_matched_words_and_the_score():
+    acme = Account()
+    acme.send(email("m1", "Les rappels de vaccins par SMS ne partent plus depuis le 15 "
+                    "novembre", subject="Rappels vaccins"))
+    again = acme.send(email("m2", "Toujours aucun rappel de vaccin envoyé par SMS ce matin",
+                            minutes=1440))
+    assert again.action == "merged" and again.matched_by == "fuzzy"
+    assert again.score is not None and again.score >= CONFIG.threshold
+    assert "vaccin" in again.evidence[0] and "rappel" in again.evidence[0]
+
+
+def test_the_senders_signature_and_company_name_are_not_evidence():
+    acme = Account()
+    signed = Identity(identified=True, account_id="acme", account_name="Menuiserie Leclerc",
+                      employee_name="Pascal Leclerc")
+    first = email("m1", "Quand je clique sur Enregistrer sur un devis, rien ne se passe.\n"
+                  "Pascal Leclerc\nMenuiserie Leclerc - Artisan depuis 1987\nTél : 02 40 00 00",
+                  subject="Devis")
+    second = email("m2", "Il me faudrait le récapitulatif des factures 2026.\nPascal Leclerc\n"
+                   "Menuiserie Leclerc - Artisan depuis 1987\nTél : 02 40 00 00",
+                   subject="Relevé annuel", minutes=1440)
+    first.identity = second.identity = signed
+    a, b = acme.send(first), acme.send(second)
+    assert b.action == "opened" and b.case_id != a.case_id
+
+
+def test_a_next_day_still_message_sharing_one_rare_word_joins_its_case():
+    acme = Account()
+    orders = acme.send(whatsapp("w1", "allo les commandes Uber Eats rentrent en double dans la "
+                                "caisse", minutes=0))
+    acme.send(email("m2", "Bonjour, pouvez-vous m'envoyer la facture d'octobre ?",
+                    subject="Facture octobre", minutes=120))
+    again = acme.send(whatsapp("w3", "ça double encore à midi", minutes=24 * 60))
+    assert again.action == "merged" and again.case_id == orders.case_id
+    assert again.matched_by == "continuation"
+    assert "'encore'" in again.evidence[0] and "double" in again.evidence[0]
+
+
+def test_still_not_working_follows_the_problem_not_the_question_asked_in_between():
+    acme = Account()
+    printer = acme.send(whatsapp("w1", "l'imprimante à tickets ne sort plus rien depuis ce "
+                                 "matin", minutes=0))
+    question = acme.send(whatsapp("w2", "et autre chose, où je télécharge la facture "
+                                  "d'octobre ?", minutes=1))
+    status = acme.send(whatsapp("w3", "ça ne marche toujours pas", minutes=110))
+    assert question.case_id != printer.case_id
+    assert status.case_id == printer.case_id and status.matched_by == "follow-up"
+
+
+def test_a_reply_by_subject_without_in_reply_to_joins_the_thread():
+    acme = Account()
+    first = acme.send(email("m1", "Since Monday the barcode scanner adds every item twice.",
+                            subject="Barcode scanner not working"))
+    reply = acme.send(email("m2", "Any update? We remove the duplicates by hand.",
+                            subject="RE: Barcode scanner not working", minutes=150))
+    assert reply.case_id == first.case_id and reply.matched_by == "thread"
+
+
+def test_invoice_code_after_an_article_is_read_whole():
+    env = email("m1", "Je me permets de relancer pour la FAC-2026-10482.", subject="facture")
+    refs = envelope_references(env, CONFIG.reference_patterns)
+    assert [r.value for r in refs] == ["FAC-2026-10482"]

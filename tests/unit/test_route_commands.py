@@ -8,6 +8,19 @@ def test_check_accepts_the_shipped_file(capsys):
     assert "OK" in capsys.readouterr().out
 
 
+def test_check_warns_about_thin_categories_and_misplaced_examples(tmp_path, capsys):
+    rules = tmp_path / "routing.yaml"
+    rules.write_text("categories:\n"
+                     "  - {name: bug, examples: [\"la caisse plante\", \"l'écran reste noir\"]}\n"
+                     "  - {name: refund, examples: [\"je veux être remboursé\",\n"
+                     "      \"remboursez-moi la caisse qui plante\"]}\n"
+                     "default: {queue: general}\n")
+    assert main(["rules", "check", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: category bug: 2 example(s), fewer than 8" in out
+    assert "classifies as" in out
+
+
 def test_check_names_the_line_of_a_mistake(tmp_path, capsys):
     bad = tmp_path / "routing.yaml"
     bad.write_text("rules:\n  - name: vip\n    when: {tier: [gold]}\n    queue: VIP clients\n"
@@ -22,7 +35,8 @@ def test_test_explains_category_rule_queue_and_due_time(capsys):
                  "--account", "acme", "--at", "2026-11-27T16:30:00+01:00"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "category:   refund" in out and "remboursement" in out
+    assert "category:   refund  (confidence" in out and "remboursement" in out
+    assert "keywords:   " in out and "nearest:    " in out
     assert "rule:       refunds" in out
     assert "queue:      billing" in out
     # Friday 16:30 + 4 business hours → Monday 11:30 (Paris calendar).

@@ -1,0 +1,385 @@
+"""Dedup and route decisions scored on the labelled corpus (bench/data/decisions/).
+
+Replays every message of the chosen split, in time order, through the pure cores as the
+worker chains them (identify → dedup → route; no broker), with the clock set to each
+message's ``received_at``, and prints:
+
+- merges: pairwise precision / recall / F1 and B-cubed over the messages of each account,
+  the wrong merges with the evidence the decision recorded, and the missed ones;
+- categories: accuracy, macro-F1 and the confusion matrix, on every message as routed
+  (what a lead sees in the queue) and on the opening message of each labelled case alone
+  (the classifier by itself);
+- deprioritisation: accuracy of ``case.deprioritised`` against the label.
+
+    nice -n 10 python bench/decisions.py --split tuning
+    nice -n 10 python bench/decisions.py --split heldout --show 20
+
+Tune on ``tuning`` only; ``heldout`` is for reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.dedup.config import DedupConfig  # noqa: E402
+from pipeline.dedup.core import AccountCases, account_key, assign  # noqa: E402
+from pipeline.dedup.refs import envelope_references  # noqa: E402
+from pipeline.envelope import (  # noqa: E402
+    AppIdentity,
+    Attachment,
+    AttachmentKind,
+    CaseLink,
+    Channel,
+    Envelope,
+    Routing,
+    Sender,
+    Thread,
+    Transcript,
+)
+from pipeline.identify.core import identify, partition_key  # noqa: E402
+from pipeline.identify.directory import Account, Directory, DirectoryEmployee  # noqa: E402
+from pipeline.route import core as route_core  # noqa: E402
+from pipeline.route.rules import RoutingRules, load_rules  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parent / "data" / "decisions"
+MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Paris"))
+# Category names of rule files written before the default set of issue 14.
+ALIASES = {"how-to": "question"}
+
+
+@dataclass
+class Labelled:
+    """One corpus message: its envelope and its labels."""
+
+    envelope: Envelope
+    account: str
+    case: str  # account-qualified case label
+    category: str
+    deprioritised: bool
+    opens: bool  # first message of its labelled case
+
+
+def _at(value: str) -> datetime:
+    day, clock = value.split()
+    hours, minutes = clock.split(":")
+    return MONDAY + timedelta(days=int(day.lstrip("d")) - 1, hours=int(hours),
+                              minutes=int(minutes))
+
+
+def _case_labels(account: dict[str, Any]) -> dict[str, tuple[str, bool | None]]:
+    labels = {}
+    for name, value in account["cases"].items():
+        if isinstance(value, str):
+            labels[name] = (value, None)
+        else:
+            labels[name] = (value["category"], value.get("deprioritised"))
+    return labels
+
+
+def _envelope(account: dict[str, Any], i: int, msg: dict[str, Any],
+              employees: dict[str, dict[str, Any]], domain_ids: dict[str, str]) -> Envelope:
+    by = msg["by"]
+    person = employees[by] if isinstance(by, str) else dict(by)
+    channel = msg["ch"]
+    at = _at(msg["at"])
+    text = msg.get("text", "")
+    source_id = f"{account['id']}-{i:03d}"
+    phone = person.get("phone")
+    if channel == "chat":
+        conv = msg.get("conv") or f"{account['id']}:{by}:{msg['at'].split()[0]}"
+        return Envelope(
+            channel=Channel.CHAT, source_id=source_id, received_at=at, text=text,
+            sender=Sender(email=person.get("email"), display_name=person.get("name"),
+                          app_identity=AppIdentity(user_id=person["id"],
+                                                   account_id=account["id"],
+                                                   email=person.get("email"),
+                                                   name=person.get("name"))),
+            thread=Thread(conversation_id=conv))
+    if channel in ("whatsapp", "voicenote"):
+        audio = channel == "voicenote"
+        return Envelope(
+            channel=Channel.WHATSAPP, source_id=source_id, received_at=at,
+            text="" if audio else text,
+            sender=Sender(phone=phone, whatsapp_id=f"whatsapp:{phone}"),
+            attachments=[Attachment(kind=AttachmentKind.AUDIO, content_type="audio/ogg")]
+            if audio else [],
+            transcripts=[Transcript(text=text, language=account.get("language"))]
+            if audio else [])
+    if channel == "voicemail":
+        return Envelope(
+            channel=Channel.VOICEMAIL, source_id=source_id, received_at=at, text="",
+            sender=Sender(phone=phone),
+            attachments=[Attachment(kind=AttachmentKind.AUDIO, content_type="audio/wav")],
+            transcripts=[Transcript(text=text, language=account.get("language"))])
+    if channel != "email":
+        raise ValueError(f"{account['id']} message {i}: unknown channel {channel!r}")
+    email = person["email"]
+    message_id = f"<{msg.get('id', source_id)}@{email.split('@')[1]}>"
+    domain_ids[msg.get("id", source_id)] = message_id
+    in_reply_to = domain_ids[msg["re"]] if msg.get("re") else None
+    return Envelope(
+        channel=Channel.EMAIL, source_id=message_id, received_at=at, text=text,
+        subject=msg.get("subject"), quoted_text=msg.get("quote"),
+        signature=msg.get("signature"), sender=Sender(email=email),
+        headers={"message-id": message_id},
+        thread=Thread(in_reply_to=in_reply_to,
+                      references=[in_reply_to] if in_reply_to else []))
+
+
+def load_corpus(split: str) -> tuple[list[Labelled], Directory]:
+    """The split's messages in time order (all accounts interleaved) and the directory."""
+    directory = Directory(default_region="FR")
+    out: list[Labelled] = []
+    for path in sorted(CORPUS.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if split != "both" and doc["split"] != split:
+            continue
+        for account in doc["accounts"]:
+            acct = Account(id=account["id"], name=account["name"], tier=account["tier"],
+                           country=account.get("country"), language=account.get("language"))
+            employees = {e["id"]: e for e in account["employees"]}
+            for e in account["employees"]:
+                directory.apply(f"{acct.id}:{e['id']}", DirectoryEmployee(
+                    id=f"{acct.id}:{e['id']}", name=e["name"], emails=[e["email"]],
+                    phones=[e["phone"]], whatsapp_ids=[e["phone"]], account=acct))
+            labels = _case_labels(account)
+            order = list(dict.fromkeys(m["case"] for m in account["messages"]))
+            domain_ids: dict[str, str] = {}
+            seen: set[str] = set()
+            for i, msg in enumerate(account["messages"]):
+                name = msg["case"]
+                category, depri = labels[name]
+                if depri is None:
+                    depri = order.index(name) > 0
+                envelope = _envelope(account, i, msg, employees, domain_ids)
+                out.append(Labelled(envelope, acct.id, f"{acct.id}/{name}", category, depri,
+                                    name not in seen))
+                seen.add(name)
+    out.sort(key=lambda m: m.envelope.received_at)
+    return out, directory
+
+
+@dataclass
+class Outcome:
+    item: Labelled
+    link: CaseLink
+    routing: Routing
+
+    @property
+    def case_id(self) -> str:
+        return self.link.case_id
+
+
+def _route(envelope: Envelope, stored: Routing | None, rules: RoutingRules) -> Routing:
+    """What the route agent does: a case already routed is followed, else routed."""
+    route_message = getattr(route_core, "route_message", None)
+    if route_message is not None:
+        return route_message(envelope, stored, rules, "bench")  # type: ignore[no-any-return]
+    if stored is not None:  # the rules of today's main, for the "before" figures
+        case = envelope.case
+        return stored if case and case.action == "opened" else route_core.follow_case(
+            stored, "bench")
+    return route_core.route_case(envelope, rules, "bench")
+
+
+def replay(corpus: list[Labelled], directory: Directory, dedup: DedupConfig,
+           rules: RoutingRules) -> list[Outcome]:
+    """Every message through identify → dedup → route, as the agents chain them."""
+    tables: dict[str, AccountCases] = defaultdict(AccountCases)
+    routed: dict[str, dict[str, Routing]] = defaultdict(dict)
+    outcomes = []
+    for item in corpus:
+        envelope = item.envelope.model_copy(deep=True)
+        now = envelope.received_at
+        envelope.identity = identify(envelope, directory)
+        key = account_key(envelope, partition_key(envelope))
+        refs = envelope_references(envelope, dedup.reference_patterns)
+        decision = assign(tables[key], envelope, refs, dedup, now)
+        tables[key] = decision.cases
+        envelope.refs, envelope.case = refs, decision.link
+        routing = _route(envelope, routed[key].get(decision.link.case_id), rules)
+        routed[key][decision.link.case_id] = routing
+        envelope.routing = routing
+        outcomes.append(Outcome(item, decision.link, routing))
+    return outcomes
+
+
+def _pairs(groups: dict[str, list[int]]) -> set[tuple[int, int]]:
+    return {pair for members in groups.values() for pair in combinations(sorted(members), 2)}
+
+
+def merge_scores(outcomes: list[Outcome]) -> dict[str, float]:
+    truth: dict[str, list[int]] = defaultdict(list)
+    pred: dict[str, list[int]] = defaultdict(list)
+    for i, o in enumerate(outcomes):
+        truth[o.item.case].append(i)
+        pred[f"{o.item.account}/{o.case_id}"].append(i)
+    true_pairs, pred_pairs = _pairs(truth), _pairs(pred)
+    tp = len(true_pairs & pred_pairs)
+    precision = tp / len(pred_pairs) if pred_pairs else 1.0
+    recall = tp / len(true_pairs) if true_pairs else 1.0
+    of_truth = {i: set(m) for m in truth.values() for i in m}
+    of_pred = {i: set(m) for m in pred.values() for i in m}
+    n = len(outcomes)
+    b_p = sum(len(of_truth[i] & of_pred[i]) / len(of_pred[i]) for i in range(n)) / n
+    b_r = sum(len(of_truth[i] & of_pred[i]) / len(of_truth[i]) for i in range(n)) / n
+    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall),
+            "true_pairs": len(true_pairs), "predicted_pairs": len(pred_pairs), "tp": tp,
+            "b3_precision": b_p, "b3_recall": b_r, "b3_f1": _f1(b_p, b_r),
+            "cases_true": len(truth), "cases_predicted": len(pred)}
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def category_scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    labels = sorted({t for t, _ in pairs})
+    confusion: Counter[tuple[str, str]] = Counter(pairs)
+    accuracy = sum(n for (t, p), n in confusion.items() if t == p) / len(pairs)
+    f1s = {}
+    for label in labels:
+        tp = confusion[(label, label)]
+        fp = sum(n for (t, p), n in confusion.items() if p == label and t != label)
+        fn = sum(n for (t, p), n in confusion.items() if t == label and p != label)
+        f1s[label] = _f1(tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0)
+    return {"accuracy": accuracy, "macro_f1": sum(f1s.values()) / len(f1s), "f1": f1s,
+            "confusion": confusion, "labels": labels, "n": len(pairs)}
+
+
+def _text(item: Labelled, width: int = 90) -> str:
+    env = item.envelope
+    body = " ".join(env.full_text().split())
+    return f"[{env.channel.value} {env.received_at:%a %H:%M}] {body[:width]}"
+
+
+def report(split: str, outcomes: list[Outcome], show: int) -> None:
+    merges = merge_scores(outcomes)
+    print(f"== split {split}: {len(outcomes)} messages, "
+          f"{len({o.item.account for o in outcomes})} accounts, "
+          f"{merges['cases_true']} labelled cases, {merges['cases_predicted']} opened")
+    print(f"merges   pairwise precision {merges['precision']:.3f}  recall {merges['recall']:.3f}"
+          f"  F1 {merges['f1']:.3f}  ({merges['tp']} of {merges['predicted_pairs']} merged pairs"
+          f" right, {merges['true_pairs']} true pairs)")
+    print(f"         B-cubed precision {merges['b3_precision']:.3f}  recall "
+          f"{merges['b3_recall']:.3f}  F1 {merges['b3_f1']:.3f}")
+
+    opening: dict[str, Labelled] = {}
+    labels_in: dict[str, set[str]] = defaultdict(set)
+    first_case: dict[str, str] = {}
+    wrong, missed = [], []
+    for o in outcomes:
+        key = f"{o.item.account}/{o.case_id}"
+        opening.setdefault(key, o.item)
+        if labels_in[key] and o.item.case not in labels_in[key]:
+            wrong.append(o)
+        labels_in[key].add(o.item.case)
+        if first_case.setdefault(o.item.case, o.case_id) != o.case_id:
+            missed.append(o)
+    print(f"         {len(wrong)} message(s) merged into another request's case, "
+          f"{len(missed)} follow-up(s) left out of their case")
+    for o in wrong[:show]:
+        print(f"  WRONG  {_text(o.item)}\n         joined {_text(opening[f'{o.item.account}/{o.case_id}'])}"
+              f"\n         by {o.link.matched_by} (score {o.link.score}): {'; '.join(o.link.evidence)}")
+    for o in missed[:show]:
+        print(f"  MISSED {_text(o.item)}\n         {o.link.matched_by}: {'; '.join(o.link.evidence)[:160]}")
+
+    routed = [(o.item.category, ALIASES.get(o.routing.category or "", o.routing.category or ""))
+              for o in outcomes]
+    alone = [(o.item.category, ALIASES.get(o.routing.category or "", o.routing.category or ""))
+             for o in outcomes if o.item.opens]
+    for title, pairs in (("categories, every message as routed", routed),
+                         ("categories, opening message of each case", alone)):
+        scores = category_scores(pairs)
+        print(f"{title}: accuracy {scores['accuracy']:.3f}  macro-F1 {scores['macro_f1']:.3f}"
+              f"  (n={scores['n']})")
+    scores = category_scores(routed)
+    predicted = sorted({p for _, p in routed} | set(scores["labels"]))
+    print("  confusion (rows: label, columns: routed)")
+    print("  " + " " * 13 + " ".join(f"{p[:6]:>6}" for p in predicted))
+    for label in scores["labels"]:
+        print(f"  {label:>13}" + " ".join(f"{scores['confusion'][(label, p)]:>6}"
+                                          for p in predicted))
+    per = "  ".join(f"{k} {v:.2f}" for k, v in scores["f1"].items())
+    print(f"  F1 per category: {per}")
+    wrong_cat = [o for o in outcomes if o.item.opens and ALIASES.get(
+        o.routing.category or "", o.routing.category) != o.item.category]
+    for o in wrong_cat[:show]:
+        print(f"  CATEGORY {o.item.category} → {o.routing.category} ({o.routing.category_reason})"
+              f"\n           {_text(o.item)}")
+
+    depri = [(o.item.deprioritised, o.link.deprioritised) for o in outcomes]
+    right = sum(1 for t, p in depri if t == p)
+    print(f"deprioritised: accuracy {right / len(depri):.3f}  "
+          f"({sum(t for t, _ in depri)} labelled, {sum(p for _, p in depri)} flagged)")
+    print()
+
+
+VOCABULARY = Path(__file__).resolve().parent.parent / "pipeline" / "dedup" / "vocabulary.py"
+
+
+def write_vocabulary(min_df: int = 2) -> None:
+    """pipeline/dedup/vocabulary.py: document frequency of stems over the *tuning* split."""
+    from pipeline.dedup.similarity import stems, subject_words
+
+    corpus, directory = load_corpus("tuning")
+    df: Counter[str] = Counter()
+    for item in corpus:
+        envelope = item.envelope.model_copy()
+        envelope.identity = identify(envelope, directory)
+        df.update(stems(subject_words(envelope)))
+    kept = {s: n for s, n in sorted(df.items()) if n >= min_df}
+    lines = ['"""Document frequency of word stems in support messages (dedup.similarity).',
+             "",
+             "Generated by ``bench/decisions.py --write-vocabulary`` from the tuning split of",
+             f"bench/data/decisions/ ({len(corpus)} messages); stems seen fewer than {min_df} times",
+             'are left out (they weigh as unseen ones: fully informative). Do not edit by hand."""',
+             "", f"SAMPLE_MESSAGES = {len(corpus)}", "DOCUMENT_FREQUENCY: dict[str, int] = {"]
+    row = "   "
+    for s, n in kept.items():
+        item = f' "{s}": {n},'
+        if len(row) + len(item) > 99:
+            lines.append(row)
+            row = "   "
+        row += item
+    lines += [row, "}", ""]
+    VOCABULARY.write_text("\n".join(lines))
+    print(f"{VOCABULARY}: {len(kept)} stems from {len(corpus)} tuning messages")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=["tuning", "heldout", "both"], default="tuning")
+    parser.add_argument("--rules", default="config/routing.yaml")
+    parser.add_argument("--show", type=int, default=10, help="mistakes shown per kind")
+    parser.add_argument("--dedup", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a dedup setting, e.g. --dedup scorer=WRatio")
+    parser.add_argument("--write-vocabulary", action="store_true",
+                        help="regenerate pipeline/dedup/vocabulary.py from the tuning split")
+    args = parser.parse_args(argv)
+    if args.write_vocabulary:
+        write_vocabulary()
+        return 0
+    rules, _ = load_rules(args.rules)
+    splits = ["tuning", "heldout"] if args.split == "both" else [args.split]
+    for split in splits:
+        corpus, directory = load_corpus(split)
+        dedup = DedupConfig(**dict(kv.split("=", 1) for kv in args.dedup))
+        report(split, replay(corpus, directory, dedup, rules), args.show)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
