@@ -87,7 +87,8 @@ def create_app(settings: Settings, stages: list[str] | None = None,
     # switched on here for them.
     gapguard.configure(settings.kafka.gap_guard_enabled, settings.kafka.gap_patience_seconds)
     app = PipelineApp(app_id(settings, chosen, resolve_stages(None)),
-                      fetch_max_wait_ms=settings.worker.fetch_max_wait_ms, **faust_options(settings))
+                      fetch_max_wait_ms=settings.worker.fetch_max_wait_ms,
+                      kafka_settings=settings.kafka, **faust_options(settings))
     ctx = StageContext(app, settings, BlobStore(settings.blobs.url),
                        worker_name=f"{socket.gethostname()}", clock=clock)
     for name in chosen:

@@ -26,12 +26,13 @@ from pipeline.kafka.reader import (
     read_records,
     spans,
     started_consumer,
+    true_ends,
     wait_for_partitions,
 )
 
 __all__ = [
     "AckedProducer", "ConsumerRecord", "PartitionSpan", "TopicPartition", "admin",
     "client_options", "consumer", "ensure_topics", "fetched_ends", "follow", "partitions_of",
-    "read_compacted", "read_records", "spans", "started_consumer", "topic_config",
+    "read_compacted", "read_records", "spans", "started_consumer", "topic_config", "true_ends",
     "wait_for_partitions",
 ]

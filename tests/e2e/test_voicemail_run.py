@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.broker import free_port
-from pipeline.kafka import consumer, read_records
+from pipeline.kafka import consumer, read_records, true_ends
 from tests.fixtures.broker import override
 from tests.integration.test_twilio_voice import LINE, call_form, recording_form
 from tests.integration.twilio_helpers import CUSTOMER, post_signed, twilio_settings
@@ -56,6 +56,23 @@ def phone_wav(tmp: Path, name: str, text: str | None) -> bytes:
         subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(out)],
                        check=True, timeout=60)
     return out.read_bytes()
+
+
+async def partition_leaders(settings, topics: list[str]) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What the broker's metadata says of each partition's leader (diagnostics)."""
+    from aiokafka import AIOKafkaClient
+    from aiokafka.structs import TopicPartition
+
+    client = AIOKafkaClient(bootstrap_servers=settings.kafka.bootstrap)
+    await client.bootstrap()
+    try:
+        cluster = await client.fetch_all_metadata()
+        names = {t: settings.kafka.topic_prefix + t for t in topics}
+        return {t: {p: cluster.leader_for_partition(TopicPartition(n, p))
+                    for p in sorted(cluster.partitions_for_topic(n) or ())}
+                for t, n in names.items()}
+    finally:
+        await client.close()
 
 
 class RunningHub:
@@ -102,13 +119,22 @@ async def test_routed_voicemail_is_on_cases_routed_and_sigterm_stops_promptly(
     routed = await kafka_io.read("cases.routed", timeout=60,
                                  until=lambda rs: any(r.value["id"] == spoken_id for r in rs))
     if [r.value["id"] for r in routed] != [spoken_id]:  # say what the pipeline did instead
-        seen = {t: [(r.partition, r.offset, r.value.get("id") if r.value else None)
-                    for r in await kafka_io.read(t, timeout=3)]
-                for t in ("messages.accepted", "cases.updates", "cases.routed", "queue.general")}
         route = [r.value for r in await kafka_io.read("pipeline.metrics", timeout=3)
                  if r.key == "route"][-1:]
+        queues = [c.removeprefix("out.") for c in (route[0]["counters"] if route else {})
+                  if c.startswith("out.queue.")]
+        topics = ["messages.accepted", "cases.updates", "cases.routed", *queues]
+        seen = {t: [(r.partition, r.offset, r.value.get("id") if r.value else None)
+                    for r in await kafka_io.read(t, timeout=3)] for t in topics}
+        leaders = await partition_leaders(settings, topics[2:])
+        # The high watermark the broker reports on a fetch: 1 on a partition that serves no
+        # record means it acknowledged a record it does not hold; 0, that none was produced.
+        watermarks = await true_ends(settings.kafka, {
+            (kafka_io.names(t), p): 0 for t in topics[2:] for p in range(2)})
         raise AssertionError(f"not on cases.routed: {spoken_id}; topics: {seen}; "
-                             f"route metrics: {route}\n{run.output()[-2000:]}")
+                             f"leaders: {leaders}; fetch high watermarks: {watermarks}; "
+                             f"route metrics: {route}\n"
+                             f"{run.output()[-2000:]}")
     queued = await kafka_io.read("queue.general", timeout=30,
                                  until=lambda rs: any(r.value["id"] == spoken_id for r in rs))
     assert any(r.value["id"] == spoken_id for r in queued)

@@ -42,8 +42,12 @@ def recovered(lines: list[str]) -> dict[str, int]:
     return found
 
 
-async def test_a_restarted_rocksdb_worker_keeps_its_tables_without_replaying_them(
-        settings, kafka_io, pipeline_process, pipeline_cli, tmp_path):
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
+async def test_a_restarted_worker_keeps_its_tables(
+        store, settings, kafka_io, pipeline_process, pipeline_cli, tmp_path):
+    """RocksDB keeps the tables and reads less than the changelog; the memory store rebuilds
+    them from the whole changelog, every record of it (the embedded broker's low end
+    offsets once made it stop one batch short: pipeline/faust_app.py)."""
     await kafka_io.create_topics()
     customers = Customers(CUSTOMERS)
     directory = tmp_path / "employees.yaml"
@@ -53,7 +57,7 @@ async def test_a_restarted_rocksdb_worker_keeps_its_tables_without_replaying_the
     # The embedded broker's ListOffsets answers an end below what it serves (here: end 1 of
     # a changelog partition holding offsets 0-2), so faust's consistency check would take
     # the saved offset for a deleted topic and stop the restart: off on this broker only.
-    rocks = override(settings, worker={"table_store": "rocksdb://",
+    rocks = override(settings, worker={"table_store": store,
                                        "data_dir": str(tmp_path / "worker-data"),
                                        "recovery_consistency_check": False})
 
@@ -94,7 +98,12 @@ async def test_a_restarted_rocksdb_worker_keeps_its_tables_without_replaying_the
     read = recovered(second.lines)
     assert set(read) >= set(TABLES), f"recovery lines: {read}"
     for table in TABLES:
-        assert read[table] < changelogs[table], (
-            f"{table} read {read[table]} of its {changelogs[table]} changelog records: "
-            "replayed, not kept")
+        if store == "memory://":
+            assert read[table] == changelogs[table], (
+                f"{table} rebuilt from {read[table]} of its {changelogs[table]} changelog "
+                "records")
+        else:
+            assert read[table] < changelogs[table], (
+                f"{table} read {read[table]} of its {changelogs[table]} changelog records: "
+                "replayed, not kept")
     print(f"changelog records per table {changelogs}; read after the restart {read}")
