@@ -13,6 +13,7 @@ message's ``received_at``, and prints:
 
     nice -n 10 python bench/decisions.py --split tuning
     nice -n 10 python bench/decisions.py --split heldout --show 20
+    nice -n 10 python bench/decisions.py --split heldout --files heldout-5 --show 0
 
 Tune on ``tuning`` only; ``heldout`` is for reporting.
 """
@@ -138,11 +139,12 @@ def _envelope(account: dict[str, Any], i: int, msg: dict[str, Any],
                       references=[in_reply_to] if in_reply_to else []))
 
 
-def load_corpus(split: str) -> tuple[list[Labelled], Directory]:
-    """The split's messages in time order (all accounts interleaved) and the directory."""
+def load_corpus(split: str, files: str = "*") -> tuple[list[Labelled], Directory]:
+    """The split's messages in time order (all accounts interleaved) and the directory;
+    ``files``: a glob on the corpus file names (``heldout-5`` alone: a fresh file's figure)."""
     directory = Directory(default_region="FR")
     out: list[Labelled] = []
-    for path in sorted(CORPUS.glob("*.yaml")):
+    for path in sorted(CORPUS.glob(f"{files}.yaml")):
         doc = yaml.safe_load(path.read_text())
         if split != "both" and doc["split"] != split:
             continue
@@ -362,6 +364,9 @@ def write_vocabulary(min_df: int = 2) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["tuning", "heldout", "both"], default="tuning")
+    parser.add_argument("--files", default="*", metavar="GLOB",
+                        help="only the corpus files matching GLOB (without .yaml), e.g. "
+                             "heldout-5: the figure of a file no rule was tuned on")
     parser.add_argument("--rules", default="config/routing.yaml")
     parser.add_argument("--show", type=int, default=10, help="mistakes shown per kind")
     parser.add_argument("--dedup", action="append", default=[], metavar="KEY=VALUE",
@@ -375,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     rules, _ = load_rules(args.rules)
     splits = ["tuning", "heldout"] if args.split == "both" else [args.split]
     for split in splits:
-        corpus, directory = load_corpus(split)
+        corpus, directory = load_corpus(split, args.files)
+        if not corpus:
+            continue
         dedup = DedupConfig(**dict(kv.split("=", 1) for kv in args.dedup))
         report(split, replay(corpus, directory, dedup, rules), args.show)
     return 0
