@@ -89,6 +89,9 @@ class DedupConfig(BaseModel):
     # follow-up, never without.
     continuation_hours: float = Field(72.0, ge=0)
     continuation_min_shared_weight: float = Field(0.4, gt=0)
+    # Only a short message (at most this many meaningful words, subject included) is read
+    # for those words: a long mail describing a problem "again" is a request of its own.
+    continuation_max_words: int = Field(12, ge=1)
     # In a conversation, a statement with at least this informative weight is a request of
     # its own (a new problem described in full), like a question or "autre chose : …".
     new_subject_weight: float = Field(4.0, gt=0)

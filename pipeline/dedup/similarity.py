@@ -178,6 +178,20 @@ def is_question(envelope: Envelope) -> bool:
                       if p))))
 
 
+def asks_or_changes_subject(envelope: Envelope) -> str | None:
+    """``change of subject ('btw')`` or ``a question`` when the message says it brings
+    something new; then being in the same conversation is no evidence of being about the
+    same thing, and the message needs the full similarity bar to join a case."""
+    text = fold(" ".join(p for p in [envelope.text, *(t.text for t in envelope.transcripts)]
+                         if p))
+    if (marker := NEW_SUBJECT_MARKERS.search(text)) is not None:
+        return f"change of subject ({marker.group(0)!r})"
+    raw = envelope.text or " ".join(t.text for t in envelope.transcripts)
+    if ("?" in raw and raw.strip(" ?")) or QUESTION_OPENINGS.match(text):
+        return "a question"
+    return None
+
+
 def opens_new_subject(envelope: Envelope, message_stems: set[str], new_subject_weight: float
                       ) -> str | None:
     """Why a message in a conversation starts a request of its own, or ``None``.
@@ -186,13 +200,8 @@ def opens_new_subject(envelope: Envelope, message_stems: set[str], new_subject_w
     by itself; a short statement ("on a déjà débranché rebranché", "sur le PC ça marche")
     continues what the customer was saying.
     """
-    text = fold(" ".join(p for p in [envelope.text, *(t.text for t in envelope.transcripts)]
-                         if p))
-    if (marker := NEW_SUBJECT_MARKERS.search(text)) is not None:
-        return f"change of subject ({marker.group(0)!r})"
-    raw = envelope.text or " ".join(t.text for t in envelope.transcripts)
-    if ("?" in raw and raw.strip(" ?")) or QUESTION_OPENINGS.match(text):
-        return "a question"
+    if (why := asks_or_changes_subject(envelope)) is not None:
+        return why
     said = content_weight(message_stems)
     if said >= new_subject_weight:
         return f"a request of its own (informative weight {said:.1f} ≥ {new_subject_weight:g})"
