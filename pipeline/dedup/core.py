@@ -248,6 +248,11 @@ def _by_similarity(cases: AccountCases, envelope: Envelope, text_words: list[str
                               else (config.threshold, config.min_shared_weight))
         if found.score < threshold or found.shared_weight < minimum:
             continue
+        # Beyond the words every request of this product uses (customer, card, terminal,
+        # stock: common in support messages or in everyday language), something rare.
+        if minutes is None and found.distinctive_weight(config.distinctive_word_weight) < (
+                config.min_distinctive_weight):
+            continue
         if best is None or (found.shared_weight, found.score) > (best[1].shared_weight,
                                                                  best[1].score):
             best = (case, found, minutes)

@@ -324,7 +324,8 @@ def test_a_change_of_subject_in_the_same_chat_needs_the_full_bar_even_sharing_a_
     assert card.action == "opened" and card.case_id != terminal.case_id
     assert question.action == "opened" and question.case_id != terminal.case_id
     # A statement without question or change of subject keeps the lowered bar.
-    more = acme.send(whatsapp("w4", "avec le code les cartes passent", minutes=6))
+    more = acme.send(whatsapp("w4", "avec le code les cartes passent sur le terminal",
+                              minutes=6))
     assert more.case_id == terminal.case_id
 
 
@@ -340,3 +341,17 @@ def test_again_in_a_long_mail_is_not_read_as_a_follow_up():
     short = acme.send(email("m3", "le code arrive toujours pas", minutes=2 * 24 * 60 + 5))
     assert long_mail.action == "opened" and long_mail.case_id != login.case_id
     assert short.case_id == login.case_id
+
+
+def test_words_every_request_uses_are_not_enough_to_merge():
+    # customer, card, terminal: common in support messages or in everyday English.
+    acme = Account()
+    refund = acme.send(email("m1", "A customer was charged twice on the card terminal, can "
+                             "you refund one of them?", subject="Refund"))
+    declined = acme.send(email("m2", "The card terminal declines some customer cards that "
+                               "work in every other shop.", subject="Terminal", minutes=240))
+    assert declined.action == "opened" and declined.case_id != refund.case_id
+    # A rare word in common is evidence.
+    again = acme.send(email("m3", "The terminal still declines those contactless cards",
+                            minutes=300))
+    assert again.case_id == declined.case_id
