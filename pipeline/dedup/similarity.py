@@ -54,6 +54,10 @@ NEW_SUBJECT_MARKERS = re.compile(
     r"\b(autre chose|autre question|une autre|au passage|au fait|sinon|par ailleurs|"
     r"egalement|et aussi|ah et|by the way|btw|also|another (thing|question)|"
     r"one more thing|separately)\b")
+# A message that opens with "et" / "and" and a new thing ("et la balance …", "and the
+# printer …") adds a subject; "et qu'elle apparaisse …", "et puis …" end a sentence.
+NEW_THING_OPENING = re.compile(
+    r"^(et|and|oh and|ah et)\s+(la|le|les|l|mon|ma|mes|notre|nos|aussi|the|our|my)\b")
 # Says the message goes on with something already reported ("toujours", "still", "re …",
 # "des nouvelles ?", "any update"): with a shared informative word, it is a follow-up.
 CONTINUATION_MARKERS = re.compile(
@@ -190,7 +194,7 @@ def asks_or_changes_subject(envelope: Envelope) -> str | None:
     same thing, and the message needs the full similarity bar to join a case."""
     text = fold(" ".join(p for p in [envelope.text, *(t.text for t in envelope.transcripts)]
                          if p))
-    if (marker := NEW_SUBJECT_MARKERS.search(text)) is not None:
+    if (marker := NEW_SUBJECT_MARKERS.search(text) or NEW_THING_OPENING.match(text)) is not None:
         return f"change of subject ({marker.group(0)!r})"
     raw = envelope.text or " ".join(t.text for t in envelope.transcripts)
     if ("?" in raw and raw.strip(" ?")) or QUESTION_OPENINGS.match(text):

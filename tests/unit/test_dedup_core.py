@@ -355,3 +355,12 @@ def test_words_every_request_uses_are_not_enough_to_merge():
     again = acme.send(email("m3", "The terminal still declines those contactless cards",
                             minutes=300))
     assert again.case_id == declined.case_id
+
+
+def test_and_the_next_thing_in_the_same_chat_is_a_new_subject():
+    acme = Account()
+    labels = acme.send(whatsapp("w1", "bonjour comment je change l'origine des pommes sur "
+                                "l'étiquette ?", minutes=0))
+    scale = acme.send(whatsapp("w2", "et la balance imprime des étiquettes vides depuis hier",
+                               minutes=2))
+    assert scale.action == "opened" and scale.case_id != labels.case_id
