@@ -75,6 +75,11 @@ class DedupConfig(BaseModel):
     # rare word) for a merge by similarity; tuned on the tuning split of bench/decisions.py.
     threshold: float = Field(40.0, ge=0, le=100)
     min_shared_weight: float = Field(1.3, ge=0)
+    # ... and at least this much of it in distinctive words (weight ≥ distinctive_word_weight:
+    # rare both in support messages and in everyday language), not only in the words every
+    # request uses ("customer", "card", "terminal"). The conversation bar does not ask it.
+    distinctive_word_weight: float = Field(0.7, ge=0, le=1)
+    min_distinctive_weight: float = Field(0.7, ge=0)
     conversation_threshold: float = Field(10.0, ge=0, le=100)
     conversation_min_shared_weight: float = Field(0.6, gt=0)
     # A message whose informative weight is at most this says nothing of its own ("ça ne
@@ -89,6 +94,9 @@ class DedupConfig(BaseModel):
     # follow-up, never without.
     continuation_hours: float = Field(72.0, ge=0)
     continuation_min_shared_weight: float = Field(0.4, gt=0)
+    # Only a short message (at most this many meaningful words, subject included) is read
+    # for those words: a long mail describing a problem "again" is a request of its own.
+    continuation_max_words: int = Field(12, ge=1)
     # In a conversation, a statement with at least this informative weight is a request of
     # its own (a new problem described in full), like a question or "autre chose : …".
     new_subject_weight: float = Field(4.0, gt=0)

@@ -230,20 +230,28 @@ def _by_legacy_scorer(cases: AccountCases, text_words: list[str],
                                    f"on words: {' '.join(common)}")
 
 
-def _by_similarity(cases: AccountCases, text_words: list[str], conversation: dict[str, float],
-                   config: DedupConfig) -> tuple[OpenCase, float, str] | None:
+def _by_similarity(cases: AccountCases, envelope: Envelope, text_words: list[str],
+                   conversation: dict[str, float], config: DedupConfig) -> tuple[OpenCase, float, str] | None:
     """The open case sharing the most informative content, if enough: at least
     ``min_shared_weight`` in common and ``threshold`` % of the smaller content; within the
     same conversation the bar is ``conversation_*`` (lower, never zero)."""
     message_stems = sim.stems(text_words)
+    # A question or a change of subject brings something new: the conversation does not
+    # lower its bar ("btw could you add …" a minute after a problem report).
+    full_bar = sim.asks_or_changes_subject(envelope) if conversation else None
     best: tuple[OpenCase, sim.Similarity, float | None] | None = None
     for case in cases.open:
         found = sim.similarity(message_stems, sim.stems(case.summary.split()))
-        minutes = conversation.get(case.case_id)
+        minutes = None if full_bar else conversation.get(case.case_id)
         threshold, minimum = ((config.conversation_threshold,
                                config.conversation_min_shared_weight) if minutes is not None
                               else (config.threshold, config.min_shared_weight))
         if found.score < threshold or found.shared_weight < minimum:
+            continue
+        # Beyond the words every request of this product uses (customer, card, terminal,
+        # stock: common in support messages or in everyday language), something rare.
+        if minutes is None and found.distinctive_weight(config.distinctive_word_weight) < (
+                config.min_distinctive_weight):
             continue
         if best is None or (found.shared_weight, found.score) > (best[1].shared_weight,
                                                                  best[1].score):
@@ -256,6 +264,9 @@ def _by_similarity(cases: AccountCases, text_words: list[str], conversation: dic
     if minutes is not None:
         why += (f" (same conversation, {minutes:.0f} min after: "
                 f"bar {config.conversation_threshold:g}% / {config.conversation_min_shared_weight:g})")
+    elif full_bar and case.case_id in conversation:
+        why += (f" (same conversation but {full_bar}: full bar {config.threshold:g}% / "
+                f"{config.min_shared_weight:g})")
     else:
         why += f" (bar {config.threshold:g}% / {config.min_shared_weight:g})"
     return case, found.score, why
@@ -277,6 +288,10 @@ def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set
                      config: DedupConfig) -> tuple[OpenCase, sim.Similarity, str] | None:
     """The customer says it goes on ("toujours", "still", "re …") and shares at least one
     informative word with one of their recent cases: that case."""
+    # Only a short message says it goes on: in a long mail "encore une fois" or "again"
+    # is part of describing a request of its own.
+    if len(summary_words(envelope)) > config.continuation_max_words:
+        return None
     text = sim.message_text(envelope)
     marker = sim.CONTINUATION_MARKERS.search(text)
     if marker is None:
@@ -411,7 +426,8 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
     elif config.scorer != "informative":
         if (fuzzy := _by_legacy_scorer(current, text_words, config)) is not None:
             found = (fuzzy[0], fuzzy[1], "fuzzy", fuzzy[2])
-    elif (similar := _by_similarity(current, text_words, conversation, config)) is not None:
+    elif (similar := _by_similarity(current, envelope, text_words, conversation,
+                                               config)) is not None:
         found = (similar[0], similar[1], "fuzzy", similar[2])
     elif (cont := _by_continuation(current, envelope, message_stems, config)) is not None:
         found = (cont[0], cont[1].score, "continuation", cont[2])

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline.dedup.vocabulary import DOCUMENT_FREQUENCY, SAMPLE_MESSAGES
+from pipeline.dedup.vocabulary import DOCUMENT_FREQUENCY, GENERAL_ZIPF, SAMPLE_MESSAGES
 from pipeline.envelope import Channel, Envelope
 from pipeline.textnorm import fold, words
 
@@ -54,6 +54,10 @@ NEW_SUBJECT_MARKERS = re.compile(
     r"\b(autre chose|autre question|une autre|au passage|au fait|sinon|par ailleurs|"
     r"egalement|et aussi|ah et|by the way|btw|also|another (thing|question)|"
     r"one more thing|separately)\b")
+# A message that opens with "et" / "and" and a new thing ("et la balance …", "and the
+# printer …") adds a subject; "et qu'elle apparaisse …", "et puis …" end a sentence.
+NEW_THING_OPENING = re.compile(
+    r"^(et|and|oh and|ah et)\s+(la|le|les|l|mon|ma|mes|notre|nos|aussi|the|our|my)\b")
 # Says the message goes on with something already reported ("toujours", "still", "re …",
 # "des nouvelles ?", "any update"): with a shared informative word, it is a follow-up.
 CONTINUATION_MARKERS = re.compile(
@@ -64,6 +68,12 @@ CONTINUATION_MARKERS = re.compile(
 STATUS_MARKERS = re.compile(
     r"\b(marche|marchent|fonctionne|fonctionnent|reparti|repart|remarche|recommence|revenu|"
     r"plante|bloque|bloquee|working|works|broken|fixed|still|toujours)\b")
+# Asking or requesting without a question mark, anywhere in the message ("et je voudrais
+# savoir si …", "et une idée : ce serait top de …", "I'd like to know …").
+REQUEST_PHRASES = re.compile(
+    r"\b(je voudrais savoir|j aimerais savoir|je me demandais|une idee|ce serait (bien|top|"
+    r"pratique|genial|super)|ca serait (bien|top|pratique|genial|super)|il faudrait|"
+    r"i d like to know|i was wondering|it would be (nice|great|good)|would be (nice|great))\b")
 # A question or a request: a new one needs its own evidence to join a case.
 QUESTION_OPENINGS = re.compile(
     r"^(et )?(comment|pourquoi|combien|quand|quel|quelle|est ce|c est quoi|c est ou|"
@@ -178,6 +188,22 @@ def is_question(envelope: Envelope) -> bool:
                       if p))))
 
 
+def asks_or_changes_subject(envelope: Envelope) -> str | None:
+    """``change of subject ('btw')`` or ``a question`` when the message says it brings
+    something new; then being in the same conversation is no evidence of being about the
+    same thing, and the message needs the full similarity bar to join a case."""
+    text = fold(" ".join(p for p in [envelope.text, *(t.text for t in envelope.transcripts)]
+                         if p))
+    if (marker := NEW_SUBJECT_MARKERS.search(text) or NEW_THING_OPENING.match(text)) is not None:
+        return f"change of subject ({marker.group(0)!r})"
+    raw = envelope.text or " ".join(t.text for t in envelope.transcripts)
+    if ("?" in raw and raw.strip(" ?")) or QUESTION_OPENINGS.match(text):
+        return "a question"
+    if (phrase := REQUEST_PHRASES.search(text)) is not None:
+        return f"a request ({phrase.group(0)!r})"
+    return None
+
+
 def opens_new_subject(envelope: Envelope, message_stems: set[str], new_subject_weight: float
                       ) -> str | None:
     """Why a message in a conversation starts a request of its own, or ``None``.
@@ -186,26 +212,33 @@ def opens_new_subject(envelope: Envelope, message_stems: set[str], new_subject_w
     by itself; a short statement ("on a déjà débranché rebranché", "sur le PC ça marche")
     continues what the customer was saying.
     """
-    text = fold(" ".join(p for p in [envelope.text, *(t.text for t in envelope.transcripts)]
-                         if p))
-    if (marker := NEW_SUBJECT_MARKERS.search(text)) is not None:
-        return f"change of subject ({marker.group(0)!r})"
-    raw = envelope.text or " ".join(t.text for t in envelope.transcripts)
-    if ("?" in raw and raw.strip(" ?")) or QUESTION_OPENINGS.match(text):
-        return "a question"
+    if (why := asks_or_changes_subject(envelope)) is not None:
+        return why
     said = content_weight(message_stems)
     if said >= new_subject_weight:
         return f"a request of its own (informative weight {said:.1f} ≥ {new_subject_weight:g})"
     return None
 
 
+# Everyday-language frequency (Zipf) at which a word stops being informative at all, and
+# below which it is fully so: "arrive", "code", "card", "order" are common everywhere.
+_ZIPF_UNINFORMATIVE = 6.5
+_ZIPF_INFORMATIVE = 4.5
+
+
 @lru_cache(maxsize=65536)
 def weight(stemmed: str) -> float:
-    """How informative a stem is: 1 for a stem unseen in the sample, near 0 for the commonest."""
+    """How informative a stem is, 0–1: rare in support messages of this product (IDF over
+    the sample) *and* in everyday French or English (``GENERAL_ZIPF``); a word common in
+    either background says little about what a case is about."""
     if stemmed in GENERIC_STEMS:
         return 0.05
     df = DOCUMENT_FREQUENCY.get(stemmed, 0)
-    return math.log((SAMPLE_MESSAGES + 1) / (df + 1)) / math.log(SAMPLE_MESSAGES + 1)
+    domain = math.log((SAMPLE_MESSAGES + 1) / (df + 1)) / math.log(SAMPLE_MESSAGES + 1)
+    zipf = GENERAL_ZIPF.get(stemmed, 0.0)
+    everyday = min(1.0, max(0.0, (_ZIPF_UNINFORMATIVE - zipf)
+                            / (_ZIPF_UNINFORMATIVE - _ZIPF_INFORMATIVE)))
+    return min(domain, everyday)
 
 
 def stems(folded_words: Iterable[str]) -> set[str]:
@@ -224,6 +257,10 @@ class Similarity:
     score: float  # 0–100: the weighted share of the message's content found in the case
     shared_weight: float  # the informative content in common (≈ number of rare words)
     shared: tuple[str, ...]  # the shared stems, most informative first
+
+    def distinctive_weight(self, at_least: float) -> float:
+        """The shared content carried by distinctive stems (weight ≥ ``at_least``) alone."""
+        return sum(w for s in self.shared if (w := weight(s)) >= at_least)
 
     def describe(self, spelled: dict[str, str] | None = None) -> str:
         """``72% of the message's informative words, imprimante(0.64) etiquettes(0.80)``."""

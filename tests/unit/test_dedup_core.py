@@ -309,3 +309,58 @@ def test_invoice_code_after_an_article_is_read_whole():
     env = email("m1", "Je me permets de relancer pour la FAC-2026-10482.", subject="facture")
     refs = envelope_references(env, CONFIG.reference_patterns)
     assert [r.value for r in refs] == ["FAC-2026-10482"]
+
+
+# Issue 14, second round: the conversation lowers the bar only for what goes on with it.
+
+def test_a_change_of_subject_in_the_same_chat_needs_the_full_bar_even_sharing_a_word():
+    acme = Account()
+    terminal = acme.send(whatsapp("w1", "le terminal de paiement refuse toutes les cartes sans "
+                                  "contact depuis ce matin", minutes=0))
+    card = acme.send(whatsapp("w2", "au fait je voudrais changer la carte bancaire du "
+                              "prélèvement de l'abonnement", minutes=2))
+    question = acme.send(whatsapp("w3", "vous avez des rouleaux de papier pour le terminal "
+                                  "?", minutes=4))
+    assert card.action == "opened" and card.case_id != terminal.case_id
+    assert question.action == "opened" and question.case_id != terminal.case_id
+    # A statement without question or change of subject keeps the lowered bar.
+    more = acme.send(whatsapp("w4", "avec le code les cartes passent sur le terminal",
+                              minutes=6))
+    assert more.case_id == terminal.case_id
+
+
+def test_again_in_a_long_mail_is_not_read_as_a_follow_up():
+    acme = Account()
+    login = acme.send(email("m1", "le code par sms pour me connecter arrive pas",
+                            subject="connexion"))
+    long_mail = acme.send(email(
+        "m2", "Bonjour,\nEncore une fois des clients ont pu réserver un créneau déjà pris : "
+        "ce soir trois rendez-vous arrivent à 18h pour un seul fauteuil, alors que l'agenda "
+        "affichait complet. Je dois rappeler les clients un par un pour les décaler.",
+        subject="Rendez-vous en double", minutes=2 * 24 * 60))
+    short = acme.send(email("m3", "le code arrive toujours pas", minutes=2 * 24 * 60 + 5))
+    assert long_mail.action == "opened" and long_mail.case_id != login.case_id
+    assert short.case_id == login.case_id
+
+
+def test_words_every_request_uses_are_not_enough_to_merge():
+    # customer, card, terminal: common in support messages or in everyday English.
+    acme = Account()
+    refund = acme.send(email("m1", "A customer was charged twice on the card terminal, can "
+                             "you refund one of them?", subject="Refund"))
+    declined = acme.send(email("m2", "The card terminal declines some customer cards that "
+                               "work in every other shop.", subject="Terminal", minutes=240))
+    assert declined.action == "opened" and declined.case_id != refund.case_id
+    # A rare word in common is evidence.
+    again = acme.send(email("m3", "The terminal still declines those contactless cards",
+                            minutes=300))
+    assert again.case_id == declined.case_id
+
+
+def test_and_the_next_thing_in_the_same_chat_is_a_new_subject():
+    acme = Account()
+    labels = acme.send(whatsapp("w1", "bonjour comment je change l'origine des pommes sur "
+                                "l'étiquette ?", minutes=0))
+    scale = acme.send(whatsapp("w2", "et la balance imprime des étiquettes vides depuis hier",
+                               minutes=2))
+    assert scale.action == "opened" and scale.case_id != labels.case_id
