@@ -24,7 +24,6 @@ from connectors.helpdesk.base import Helpdesk, TicketRef
 from connectors.helpdesk.case import HelpdeskCase, case_from_envelope
 from connectors.helpdesk.chatwoot import Chatwoot
 from connectors.helpdesk.config import HelpdeskConfig, HelpdeskName, RetryConfig
-from connectors.helpdesk.consumer import QueueConsumer, QueueRecord
 from connectors.helpdesk.errors import HelpdeskRejected, HelpdeskUnavailable
 from connectors.helpdesk.webhook import SignedWebhook
 from connectors.helpdesk.zammad import Zammad
@@ -34,9 +33,10 @@ from pipeline.deadletter import DeadLetter
 from pipeline.dedup.core import CaseEvent
 from pipeline.envelope import Envelope
 from pipeline.errors import BrokerError, ConfigError, EnvelopeError
+from pipeline.kafka.group import GroupConsumer, GroupRecord
 from pipeline.metrics import StageMetrics
 from pipeline.settings import Settings
-from pipeline.topics import Topic
+from pipeline.topics import QUEUE_TOPIC_PREFIX, Topic
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ class HelpdeskOutbound(mode.Service):
                               "helpdesk.zammad, helpdesk.chatwoot or helpdesk.webhook")
         group = f"{settings.worker.app_id}-{self.config.group_suffix}"
         # cases.events too: a merge decided outside the helpdesk is mirrored into it.
-        self.consumer = QueueConsumer(settings.kafka, settings.worker, group,
-                                      also=[Topic.CASE_EVENTS])
+        self.consumer = GroupConsumer(settings.kafka, settings.worker, group,
+                                      prefixes=[QUEUE_TOPIC_PREFIX], topics=[Topic.CASE_EVENTS])
         self._undelivered_queues: set[str] = set()
         started = clock()
         self.metrics = {name: StageMetrics(stage_name(name), started) for name in self.helpdesks}
@@ -142,7 +142,7 @@ class HelpdeskOutbound(mode.Service):
                 return  # stopping in the middle of a retry: the record stays unconfirmed
             self.consumer.confirm(record)
 
-    async def deliver(self, record: QueueRecord) -> bool:
+    async def deliver(self, record: GroupRecord) -> bool:
         """Hand one record to its helpdesk; True once it is done with (delivered, skipped or
         dead-lettered), False if the service is stopping before the helpdesk confirmed."""
         if record.topic == Topic.CASE_EVENTS:
@@ -170,7 +170,7 @@ class HelpdeskOutbound(mode.Service):
             self._count_delivery(self.metrics[name], case, outcome)
         return outcome is not STOPPING
 
-    async def _mirror_merge(self, record: QueueRecord) -> bool:
+    async def _mirror_merge(self, record: GroupRecord) -> bool:
         """A "merged" case event that no helpdesk sent (dedup, an operator): merge there too.
 
         Events a helpdesk's own webhook produced (``by`` = ``zammad:…``) are already merged in
@@ -201,7 +201,7 @@ class HelpdeskOutbound(mode.Service):
         return True
 
     async def _with_retries(self, helpdesk: Helpdesk, call: Callable[[], Awaitable[T]],
-                            record: QueueRecord, case_id: str, message_id: str | None
+                            record: GroupRecord, case_id: str, message_id: str | None
                             ) -> T | object:
         """``call()``'s result; ``DEAD_LETTERED`` after a 4xx; ``STOPPING`` if stopped
         while waiting for the helpdesk to come back."""
@@ -247,7 +247,7 @@ class HelpdeskOutbound(mode.Service):
                  "ticket=%s", ref.helpdesk, kind, case.case_id, case.message_id,
                  ref.number or ref.ticket_id)
 
-    async def _dead_letter(self, stage: str, exc: Exception, record: QueueRecord,
+    async def _dead_letter(self, stage: str, exc: Exception, record: GroupRecord,
                            message_id: str | None) -> bool:
         """True once the dead letter is on the broker; False if stopping before that."""
         letter = DeadLetter.from_failure(
