@@ -15,7 +15,7 @@ import faust
 
 from pipeline.blobstore import BlobStore
 from pipeline.faust_app import PipelineApp
-from pipeline.kafka import gapguard
+from pipeline.kafka import gapguard, metadataguard
 from pipeline.settings import Settings
 from pipeline.stage import Clock, Output, StageContext, utcnow
 from pipeline.stages import load_stage, resolve_stages
@@ -83,8 +83,9 @@ def create_app(settings: Settings, stages: list[str] | None = None,
                *, clock: Clock = utcnow) -> tuple[faust.App, StageContext]:
     """A faust app running ``stages`` (all installed ones by default)."""
     chosen = resolve_stages(stages)
-    # faust makes its own aiokafka clients (not through client_options): the guard is
-    # switched on here for them.
+    # faust makes its own aiokafka clients (not through client_options): the guards are
+    # put in place here for them.
+    metadataguard.install()
     gapguard.configure(settings.kafka.gap_guard_enabled, settings.kafka.gap_patience_seconds)
     app = PipelineApp(app_id(settings, chosen, resolve_stages(None)),
                       fetch_max_wait_ms=settings.worker.fetch_max_wait_ms,

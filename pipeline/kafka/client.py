@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import BrokerError
-from pipeline.kafka import gapguard
+from pipeline.kafka import gapguard, metadataguard
 from pipeline.settings import KafkaSettings
 from pipeline.topics import CATALOGUE, DAY_MS, TopicNames, TopicSpec
 
@@ -24,10 +24,12 @@ log = logging.getLogger(__name__)
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka connection keywords (bootstrap, security) from the settings.
 
-    Every client of the project is made from these, so this is also where the offset-gap
-    guard is switched on for the embedded broker."""
+    Every client of the project is made from these, so this is also where the producer
+    metadata guard is installed and the offset-gap guard switched on for the embedded
+    broker."""
     if not kafka.bootstrap:
         raise BrokerError("no broker configured (kafka.bootstrap is empty)")
+    metadataguard.install()
     gapguard.configure(kafka.gap_guard_enabled, kafka.gap_patience_seconds)
     opts: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap,

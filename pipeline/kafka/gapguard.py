@@ -176,8 +176,7 @@ class GuardedPartitionRecords(_Original):  # type: ignore[misc, valid-type]
 
 
 def install() -> None:
-    """Put the guard into aiokafka's fetcher, and the unanswered-partition guard into its
-    sender (``produceguard``); idempotent."""
+    """Put the guard into aiokafka's fetcher (idempotent)."""
     if _fetcher.PartitionRecords is GuardedPartitionRecords:
         return
     if aiokafka.__version__ != CHECKED_AIOKAFKA:
@@ -187,9 +186,6 @@ def install() -> None:
             f"and tests/unit/test_kafka_gapguard.py, or set kafka.offset_gap_guard: off on a "
             f"real Kafka cluster")
     _fetcher.PartitionRecords = GuardedPartitionRecords  # type: ignore[misc]
-    from pipeline.kafka import produceguard
-
-    produceguard.install()
 
 
 def configure(enabled: bool, patience: float) -> None:

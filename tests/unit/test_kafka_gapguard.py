@@ -8,14 +8,12 @@ fail loudly when aiokafka's fetcher internals that the guard patches move.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import struct
 
 import aiokafka
 import pytest
 from aiokafka.consumer import fetcher
-from aiokafka.producer import sender
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
@@ -126,13 +124,15 @@ def test_aiokafka_internals_the_guard_patches_are_where_it_expects() -> None:
     assert "PartitionRecords(" in inspect.getsource(fetcher.Fetcher._proc_fetch_request)
     unpack = inspect.getsource(gapguard._Original._unpack_records)
     assert "records.has_next()" in unpack and "records.next_batch()" in unpack
-    # The sender builds its produce handler by the module global produceguard replaces, and
-    # the handler keeps its batches and its retries where produceguard looks for them.
-    from pipeline.kafka import produceguard
+    # The producer metadata guard: aiokafka's client keeps its refresh list in _topics,
+    # add_topic() extends it, and _wait_on_metadata() skips that for a topic it already has.
+    from aiokafka.client import AIOKafkaClient
 
-    assert "SendProduceReqHandler(self, batches)" in inspect.getsource(sender.Sender)
-    handler_init = inspect.getsource(produceguard._Original.__init__)
-    assert "self._batches = batches" in handler_init and "self._to_reenqueue" in handler_init
+    from pipeline.kafka import metadataguard
+
+    wait = inspect.getsource(metadataguard._original_wait_on_metadata)
+    assert "self.add_topic(topic)" in wait and "partitions is not None" in wait
+    assert "self._topics.add(topic)" in inspect.getsource(AIOKafkaClient.add_topic)
 
 
 def test_another_aiokafka_version_is_refused(monkeypatch) -> None:
@@ -141,56 +141,3 @@ def test_another_aiokafka_version_is_refused(monkeypatch) -> None:
     with pytest.raises(BrokerError, match="written against aiokafka 0.12.0"):
         gapguard.install()
 
-
-class FakeBatch:
-    def __init__(self, expired: bool = False) -> None:
-        self.future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._expired = expired
-
-    def done(self, offset: int, timestamp: int, log_start_offset: int | None) -> None:
-        self.future.set_result(offset)
-
-    def failure(self, exception: BaseException) -> None:
-        self.future.set_exception(exception)
-
-    def expired(self) -> bool:
-        return self._expired
-
-
-class FakeSender:
-    _retry_backoff = 0.1
-    client = None
-    _txn_manager = None
-
-
-class ProduceResponse:
-    API_VERSION = 7
-
-    def __init__(self, topics: list[tuple[str, list[tuple[int, int, int, int, int]]]]) -> None:
-        self.topics = topics
-
-
-async def test_a_batch_the_produce_response_leaves_out_is_sent_again() -> None:
-    from pipeline.kafka import produceguard
-
-    gapguard.install()
-    assert sender.SendProduceReqHandler is produceguard.CompleteProduceReqHandler
-    routed, queued = TopicPartition("cases.routed", 1), TopicPartition("queue.general", 1)
-    batches = {routed: FakeBatch(), queued: FakeBatch()}
-    handler = sender.SendProduceReqHandler(FakeSender(), batches)
-    # The broker answers for queue.general only (what the embedded broker sometimes does).
-    handler.handle_response(ProduceResponse([("queue.general", [(1, 0, 0, -1, 0)])]))
-    assert batches[queued].future.result() == 0
-    assert handler._to_reenqueue == [batches[routed]]  # not left pending forever
-    assert not batches[routed].future.done()
-
-
-async def test_an_unanswered_batch_past_its_deadline_fails_instead_of_hanging() -> None:
-    gapguard.install()
-    late = TopicPartition("cases.routed", 0)
-    batches = {late: FakeBatch(expired=True)}
-    handler = sender.SendProduceReqHandler(FakeSender(), batches)
-    handler.handle_response(ProduceResponse([]))
-    assert handler._to_reenqueue == []
-    with pytest.raises(Exception, match="never answered"):
-        batches[late].future.result()
