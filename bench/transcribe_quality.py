@@ -1,16 +1,18 @@
 """Transcription quality on the voice test set, per decoding condition and audio format.
 
     nice -n 10 .venv/bin/python bench/transcribe_quality.py --limit 12 \\
-        --conditions chosen,detect,beam5,t0,vad_off,loose --threads 2
-    .venv/bin/python bench/transcribe_quality.py --table var/bench-voice/quality.jsonl
+        --conditions default,beam1,beam1_detect,beam1_t0,beam1_vad_off,beam1_loose
+    .venv/bin/python bench/transcribe_quality.py --table var/bench-voice/quality*.jsonl
 
 The set is ``bench/data/voice/utterances.yaml`` rendered by ``bench/voice_set.py`` (8 kHz
 PCM WAV and µ-law as phone calls, 16 kHz OGG/Opus as WhatsApp notes). ``--limit N`` takes
 N speech utterances (French and English interleaved, 5 French to 1 English) plus the silent
 ones. Each clip goes through the worker's own path (``Transcriber.transcribe_bytes`` then
 ``core.summarise``), the account language being the utterance's language unless the
-condition detects it. One row per clip is appended to ``--out`` (JSON lines) as it is done,
-so a run cut short still has its figures; ``--table FILE`` prints the table of a file.
+condition detects it. Every condition runs on a clip before the next clip (a shared
+machine's load drifts; this spreads it evenly over the conditions). One row per clip and
+condition is appended to ``--out`` (JSON lines) as it is done, so a run cut short still has
+its figures; ``--table FILE`` prints the table of a file.
 
 Per condition and format:
 - ``WER``: word error rate against the reference (case, accents and punctuation folded);
@@ -49,24 +51,33 @@ from pipeline.transcribe.engine import Transcriber  # noqa: E402
 # faster-whisper's own fallback list (what `temperature` defaults to).
 FW_FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 # Each condition: (settings changed from the shipped defaults, account language given?).
+# The ablations change one knob at a time on greedy search (beam 1), the cheapest base;
+# "default" is what ships (beam 5, chosen from these runs: docs/transcribe.md).
+GREEDY: dict[str, Any] = {"beam_size": 1}
 CONDITIONS: dict[str, tuple[dict[str, Any], bool]] = {
-    "chosen": ({}, True),
-    "detect": ({}, False),  # [fr, en] detected, no account language
-    "beam5": ({"beam_size": 5}, True),
-    "t0": ({"temperatures": [0.0]}, True),
-    "fallback6": ({"temperatures": FW_FALLBACK, "best_of": 5}, True),
-    "vad_off": ({"vad": False}, True),
-    "cond_prev": ({"condition_on_previous_text": True}, True),
-    "no_cap": ({"max_new_tokens": None}, True),
+    "default": ({}, True),
+    "beam1": (GREEDY, True),
+    "beam1_detect": (GREEDY, False),  # [fr, en] detected, no account language
+    "beam1_t0": ({**GREEDY, "temperatures": [0.0]}, True),
+    "beam1_fallback6": ({**GREEDY, "temperatures": FW_FALLBACK, "best_of": 5}, True),
+    "beam1_vad_off": ({**GREEDY, "vad": False}, True),
+    "beam1_cond_prev": ({**GREEDY, "condition_on_previous_text": True}, True),
+    "beam1_no_cap": ({**GREEDY, "max_new_tokens": None}, True),
     # condition_on_previous_text + no token cap + faster-whisper's fallback, forced language
-    "loose": ({"condition_on_previous_text": True, "max_new_tokens": None,
-               "temperatures": FW_FALLBACK, "best_of": 5}, True),
-    # The defaults before this change: detect any language, beam 5, faster-whisper fallback,
+    "beam1_loose": ({**GREEDY, "condition_on_previous_text": True, "max_new_tokens": None,
+                     "temperatures": FW_FALLBACK, "best_of": 5}, True),
+    # Whisper's own no-speech filter off: every window the VAD kept is decoded.
+    "keep_windows": ({"no_speech_threshold": None}, True),
+    # The defaults before issue 17: detect any language, beam 5, faster-whisper's fallback,
     # conditioned, no cap, no time bound.
     "before": ({"languages": [], "beam_size": 5, "temperatures": FW_FALLBACK, "best_of": 5,
                 "condition_on_previous_text": True, "max_new_tokens": None,
                 "max_realtime_factor": 1000.0}, False),
 }
+# Names of the first two runs (2026-12-02), when greedy search was the candidate default.
+RENAMED = {"chosen": "beam1", "beam5": "default", "detect": "beam1_detect", "t0": "beam1_t0",
+           "fallback6": "beam1_fallback6", "vad_off": "beam1_vad_off",
+           "cond_prev": "beam1_cond_prev", "no_cap": "beam1_no_cap", "loose": "beam1_loose"}
 
 _PUNCT = re.compile(r"[^\w\s']+|'")
 
@@ -134,6 +145,8 @@ def pct(values: list[float], q: float) -> float:
 def table(rows: list[dict[str, Any]]) -> str:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
+        if row.get("schema", 1) == 1:  # rows of the first runs: conditions named then
+            row["condition"] = RENAMED.get(row["condition"], row["condition"])
         groups[(row["condition"], row["format"])].append(row)
     lines = ["| condition | format | clips | WER | words | kw | RTF | p95 s | loops | empty "
              "(spch?) | lang! | silent ok | conf<0.35 |",
@@ -164,7 +177,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="speech utterances to use")
-    parser.add_argument("--conditions", default="chosen,detect,beam5,t0,vad_off,loose",
+    parser.add_argument("--conditions", default="default,beam1,beam1_detect,beam1_t0,"
+                        "beam1_vad_off,beam1_loose",
                         help=f"comma-separated, among: {', '.join(CONDITIONS)}")
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--threads", type=int, default=2)
@@ -174,10 +188,12 @@ def main() -> int:
     parser.add_argument("--cache-dir", default=str(ROOT / "var" / "models"))
     parser.add_argument("--audio-cache", default=str(DEFAULT_CACHE))
     parser.add_argument("--out", default=str(DEFAULT_CACHE / "quality.jsonl"))
-    parser.add_argument("--table", metavar="JSONL", help="only print the table of a run")
+    parser.add_argument("--table", metavar="JSONL", nargs="+",
+                        help="only print the table of these runs' rows")
     args = parser.parse_args()
     if args.table:
-        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines()]))
+        print(table([json.loads(line) for name in args.table
+                     for line in Path(name).read_text().splitlines()]))
         return 0
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -195,21 +211,27 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    # Clip-major order: every condition runs on a clip before the next clip, so the load of
+    # a shared machine (which drifts over minutes) weighs on all conditions alike.
+    configs = {cond: (base.model_copy(update=CONDITIONS[cond][0]), CONDITIONS[cond][1])
+               for cond in conditions}
+    spent = dict.fromkeys(conditions, 0.0)
     with out.open("a") as sink:
-        for cond in conditions:
-            changes, account = CONDITIONS[cond]
-            transcriber.config = base.model_copy(update=changes)
-            started = time.perf_counter()
-            for clip in clips:
-                utt = clip.utterance
-                row = {"condition": cond, "format": clip.format, "id": utt.id,
+        for clip in clips:
+            utt = clip.utterance
+            data = clip.bytes()
+            for cond, (config, account) in configs.items():
+                transcriber.config = config
+                row = {"schema": 2, "condition": cond, "format": clip.format, "id": utt.id,
                        "lang": utt.lang, "silent": utt.silent, "model": args.model,
                        "device": transcriber.device,
-                       **measure(transcriber, clip.bytes(), utt, account)}
+                       **measure(transcriber, data, utt, account)}
+                spent[cond] += row["seconds"]
                 rows.append(row)
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                 sink.flush()
-            print(f"{cond}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print("seconds per condition: " + ", ".join(f"{c} {t:.0f}" for c, t in spent.items()),
+          file=sys.stderr)
     print(table(rows))
     return 0
 

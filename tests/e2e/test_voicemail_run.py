@@ -23,13 +23,14 @@ from tests.fixtures.broker import override
 from tests.integration.test_twilio_voice import LINE, call_form, recording_form
 from tests.integration.twilio_helpers import CUSTOMER, post_signed, twilio_settings
 
-# Known, not yet fixed (issue 13 §4, issue 17): in most runs the routed record never reaches
+# Known, not yet fixed (issue 13 §4): in most runs the routed record never reaches
 # cases.routed although queue.general has it and route counted it (faust's producer leaves it
-# unsent; not found yet), and in some runs the 8 kHz voicemail is quarantined as
-# incomprehensible. The test reproduces both and tells which; it must pass once they are fixed.
+# unsent; not found yet). The other cause seen here, the 8 kHz voicemail quarantined as
+# incomprehensible (issue 17), is gone: speech is transcribed in the account's language and
+# never quarantined (low confidence is a flag; tests/integration/test_twilio_voicemail_spam.py).
+# The test tells what the pipeline did instead; it must pass once issue 13 §4 is fixed.
 pytestmark = [pytest.mark.slow, pytest.mark.xfail(
-    reason="issue 13 §4: routed voicemail missing from cases.routed; issue 17: 8 kHz speech "
-           "quarantined", strict=False)]
+    reason="issue 13 §4: routed voicemail missing from cases.routed", strict=False)]
 
 DIRECTORY = f"""\
 accounts:
