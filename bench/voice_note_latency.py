@@ -1,6 +1,15 @@
-"""Voice-note latency: a ~10 s WhatsApp voice note from the signed webhook POST to its queue.
+"""Voice-note latency: a ~10 s WhatsApp voice note and a ~10 s phone voicemail, from the
+signed webhook POST to its queue.
 
-    .venv/bin/python bench/voice_note_latency.py [--runs 5] [--seconds 10] [--threads 2]
+    nice -n 10 .venv/bin/python bench/voice_note_latency.py [--runs 5] [--seconds 10] \
+        [--threads 2] [--kinds whatsapp,voicemail] [--preload]
+
+Two kinds of recording, sent alternately: a WhatsApp voice note (16 kHz OGG/Opus, the
+``/twilio/whatsapp`` webhook with its media) and a voicemail as Twilio records a call (8 kHz
+mono WAV, phone band 300-3400 Hz, the ``/twilio/voice/recording`` callback). Decoding is the
+shipped default (``TranscribeConfig()``: see docs/transcribe.md) unless ``--beam-size`` is
+given; the worker forces the caller's account language (fr) from the directory, and the
+direct measurement does the same.
 
 One ``pipeline run`` process (the Twilio connectors and all six stages, bundled Whisper base
 on CPU) against the embedded broker; a local server speaking Twilio's REST contract
@@ -61,6 +70,7 @@ from pipeline.transcribe.config import TranscribeConfig  # noqa: E402
 from pipeline.transcribe.engine import Transcriber  # noqa: E402
 from tests.fixtures.processes import PipelineProcess  # noqa: E402
 from tests.fixtures.twilio_cloud import ACCOUNT_SID, AUTH_TOKEN, serve_cloud  # noqa: E402
+from tests.integration.test_twilio_voice import LINE, recording_form  # noqa: E402
 from tests.integration.twilio_helpers import OUR_NUMBER, PUBLIC, whatsapp_form  # noqa: E402
 
 PREFIX = "vn."
@@ -103,9 +113,29 @@ def make_voice_note(i: int, seconds: float, workdir: Path) -> bytes:
     return ogg.read_bytes()
 
 
+def make_voicemail(i: int, seconds: float, workdir: Path) -> bytes:
+    """French speech at a caller's pace, cut to ``seconds``, as Twilio records a call."""
+    order = SENTENCES[i % len(SENTENCES):] + SENTENCES[: i % len(SENTENCES)]
+    wav = workdir / f"call-{i}.wav"
+    subprocess.run(["espeak-ng", "-v", "fr", "-s", "140", "-w", str(wav), " ".join(order * 2)],
+                   check=True, capture_output=True, timeout=60)
+    phone_wav = workdir / f"voicemail-{i}.wav"
+    subprocess.run(["sox", str(wav), "-r", "8000", "-c", "1", "-b", "16", str(phone_wav),
+                    "sinc", "300-3400", "trim", "0", f"{seconds:g}"], check=True,
+                   capture_output=True, timeout=60)
+    return phone_wav.read_bytes()
+
+
+@dataclass
+class Recording:
+    kind: str  # whatsapp, voicemail
+    data: bytes
+
+
 @dataclass
 class Run:
     index: int
+    kind: str
     ack_s: float
     routed_s: float
     queue_s: float
@@ -160,9 +190,12 @@ def bench_settings(bootstrap: str, tmp: Path, cloud_url: str, args: argparse.Nam
                 "data_dir": str(tmp / "worker")},
         blobs={"url": str(tmp / "blobs")},
         http={"port": 0},
+        # The per-message case logs (event=case_routed, with the queue) are at debug level;
+        # aiokafka, faust and mode stay at warning whatever the level.
+        log={"level": "debug"},
         chat={"enabled": False},
         transcribe={"model": args.model, "device": "cpu", "cpu_threads": args.threads,
-                    "beam_size": args.beam_size, "model_cache_dir": str(args.cache_dir),
+                    **decoding(args), "model_cache_dir": str(args.cache_dir),
                     "preload": args.preload},
         twilio={"enabled": True, "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
                 "public_base_url": PUBLIC, "api_base_url": cloud_url,
@@ -170,10 +203,15 @@ def bench_settings(bootstrap: str, tmp: Path, cloud_url: str, args: argparse.Nam
     )
 
 
+def decoding(args: argparse.Namespace) -> dict[str, object]:
+    """Settings that differ from the shipped decoding defaults (none unless asked)."""
+    return {} if args.beam_size is None else {"beam_size": args.beam_size}
+
+
 def load_direct(args: argparse.Namespace) -> tuple[Transcriber, float]:
     """The worker's model, loaded in this process for the direct measurement."""
     config = TranscribeConfig(model=args.model, device="cpu", cpu_threads=args.threads,
-                              beam_size=args.beam_size, model_cache_dir=str(args.cache_dir))
+                              model_cache_dir=str(args.cache_dir), **decoding(args))  # type: ignore[arg-type]
     transcriber = Transcriber(config)
     started = time.perf_counter()
     transcriber.load()
@@ -182,12 +220,12 @@ def load_direct(args: argparse.Namespace) -> tuple[Transcriber, float]:
 
 def transcribe_directly(transcriber: Transcriber, data: bytes) -> float:
     started = time.perf_counter()
-    transcriber.transcribe_bytes(data)
+    transcriber.transcribe_bytes(data, "fr")  # the callers' accounts are French
     return time.perf_counter() - started
 
 
 async def send_notes(settings: Settings, run: PipelineProcess, cloud,  # type: ignore[no-untyped-def]
-                     notes: list[bytes], transcriber: Transcriber, url: str,
+                     notes: list[Recording], transcriber: Transcriber, url: str,
                      timeout: float) -> list[Run]:
     bootstrap = settings.kafka.bootstrap
     assert bootstrap is not None
@@ -203,22 +241,35 @@ async def send_notes(settings: Settings, run: PipelineProcess, cloud,  # type: i
     runs: list[Run] = []
     try:
         async with aiohttp.ClientSession() as session:
-            for i, data in enumerate(notes):
+            for i, note in enumerate(notes):
+                data = note.data
                 # Just before each note, while the pipeline is idle: the same audio directly.
                 direct = await asyncio.to_thread(transcribe_directly, transcriber, data)
-                sid = "MM" + uuid.uuid4().hex
-                media_url = cloud.add_media(sid, "ME" + uuid.uuid4().hex, data, "audio/ogg")
-                form = whatsapp_form(sid, "", media=[(media_url, "audio/ogg")], sender=phone(i))
-                signature = validator.compute_signature(PUBLIC + "/twilio/whatsapp", form)
+                if note.kind == "whatsapp":
+                    sid = "MM" + uuid.uuid4().hex
+                    media_url = cloud.add_media(sid, "ME" + uuid.uuid4().hex, data, "audio/ogg")
+                    form = whatsapp_form(sid, "", media=[(media_url, "audio/ogg")],
+                                         sender=phone(i))
+                    path, found_by = "/twilio/whatsapp", f"sid={sid}"
+                else:
+                    call_sid, sid = "CA" + uuid.uuid4().hex, "RE" + uuid.uuid4().hex
+                    seconds = round(len(data) / 16000)  # 8 kHz, 16-bit mono
+                    rec_url = cloud.add_recording(call_sid, sid, data, duration=seconds)
+                    form = recording_form(call_sid, sid, rec_url, duration=seconds)
+                    path = (f"/twilio/voice/recording?caller=%2B{phone(i)[1:]}"
+                            f"&line=%2B{LINE[1:]}")
+                    found_by = f"source_id={sid}"
+                signature = validator.compute_signature(PUBLIC + path, form)
+                target = url.replace("/twilio/whatsapp", path)
                 sent = time.time()
-                async with session.post(url, data=form,
+                async with session.post(target, data=form,
                                         headers={"X-Twilio-Signature": signature}) as resp:
-                    if resp.status != 200:
+                    if resp.status not in (200, 204):
                         raise SystemExit(f"webhook answered {resp.status}: {await resp.text()}")
                 ack = time.time()
                 # The message id and its queue come from the worker's log; the times from the
                 # records' broker timestamps.
-                accepted = await asyncio.to_thread(run.wait_for, f"sid={sid}", 60)
+                accepted = await asyncio.to_thread(run.wait_for, found_by, 60)
                 message_id = accepted.split("message_id=", 1)[1].split()[0]
                 routed_line = await asyncio.to_thread(
                     run.wait_for, f"event=case_routed message_id={message_id}", timeout)
@@ -232,12 +283,12 @@ async def send_notes(settings: Settings, run: PipelineProcess, cloud,  # type: i
                 except SystemExit:
                     routed_s = math.nan  # see docs/benchmarks.md: not always readable back
                 transcript = " ".join(t["text"] for t in env.get("transcripts", []))
-                runs.append(Run(i, ack - sent, routed_s, queue_stamp / 1000 - sent,
+                runs.append(Run(i, note.kind, ack - sent, routed_s, queue_stamp / 1000 - sent,
                                 trace_gap(env, "ingest", "transcribe"),
                                 trace_gap(env, "transcribe", "route"), direct, queue,
                                 env["case"]["action"], transcript))
                 r = runs[-1]
-                print(f"  note {i}: ack {r.ack_s:.2f} s, queue.{queue} {r.queue_s:.2f} s, "
+                print(f"  {note.kind} {i}: ack {r.ack_s:.2f} s, queue.{queue} {r.queue_s:.2f} s, "
                       f"cases.routed {r.routed_s:.2f} s, case {r.action}", flush=True)
     finally:
         for w in watches.values():
@@ -246,44 +297,49 @@ async def send_notes(settings: Settings, run: PipelineProcess, cloud,  # type: i
 
 
 def report(runs: list[Run], load_s: float, args: argparse.Namespace) -> None:
-    print(f"\nmodel={args.model} cpu threads={args.threads} beam={args.beam_size} "
-          f"preload={args.preload}; direct model load {load_s:.2f} s")
-    print(f"{'note':>4} {'kind':>4} {'ack':>6} {'routed':>7} {'queue':>7} {'stt hop':>8} "
-          f"{'text hops':>9} {'direct':>7} {'overhead':>9} {'ratio':>6}  case / queue")
+    config = TranscribeConfig(**decoding(args))  # type: ignore[arg-type]
+    print(f"\nmodel={args.model} cpu threads={args.threads} beam={config.beam_size} "
+          f"temperatures={config.temperatures} max_new_tokens={config.max_new_tokens} "
+          f"language=account (fr) preload={args.preload}; direct model load {load_s:.2f} s")
+    print(f"{'note':>4} {'kind':>9} {'':>4} {'ack':>6} {'routed':>7} {'queue':>7} "
+          f"{'stt hop':>8} {'text hops':>9} {'direct':>7} {'overhead':>9} {'ratio':>6}  "
+          f"case / queue")
     for r in runs:
-        kind = "cold" if r.index == 0 else "warm"
-        print(f"{r.index:4d} {kind:>4} {r.ack_s:6.2f} {r.routed_s:7.2f} {r.queue_s:7.2f} "
-              f"{r.stt_hop_s:8.2f} {r.text_stages_s:9.2f} {r.direct_s:7.2f} {r.queue_s - r.direct_s:9.2f} "
-              f"{r.queue_s / r.direct_s:6.2f}  {r.action} / {r.queue}")
-    warm = runs[1:]
-    if not warm:
-        return
+        cold = "cold" if r.index == 0 else "warm"
+        print(f"{r.index:4d} {r.kind:>9} {cold:>4} {r.ack_s:6.2f} {r.routed_s:7.2f} "
+              f"{r.queue_s:7.2f} {r.stt_hop_s:8.2f} {r.text_stages_s:9.2f} {r.direct_s:7.2f} "
+              f"{r.queue_s - r.direct_s:9.2f} {r.queue_s / r.direct_s:6.2f}  "
+              f"{r.action} / {r.queue}")
+    print(f"\ncold (first note, {runs[0].kind}): queue {runs[0].queue_s:.2f} s, of which stt "
+          f"hop {runs[0].stt_hop_s:.2f} s")
+    for kind in dict.fromkeys(r.kind for r in runs):
+        warm = [r for r in runs[1:] if r.kind == kind]
+        if warm:
+            summarise_kind(kind, warm)
+
+
+def summarise_kind(kind: str, warm: list[Run]) -> None:
     lat = [r.queue_s for r in warm]
-    routed = [r.routed_s for r in warm]
+    routed = [r.routed_s for r in warm if not math.isnan(r.routed_s)]
     direct = [r.direct_s for r in warm]
     overhead = [r.queue_s - r.direct_s for r in warm]
-    print(f"\ncold (first note): queue {runs[0].queue_s:.2f} s, of which stt hop "
-          f"{runs[0].stt_hop_s:.2f} s")
-    print(f"warm ({len(warm)} notes) webhook → queue.<name>: p50 {pct(lat, .5):.2f} s, "
-          f"p90 {pct(lat, .9):.2f} s, max {max(lat):.2f} s")
-    routed = [x for x in routed if not math.isnan(x)]
+    print(f"\n{kind}: {len(warm)} warm")
+    print(f"  webhook → queue.<name>: p50 {pct(lat, .5):.2f} s, p90 {pct(lat, .9):.2f} s, "
+          f"max {max(lat):.2f} s")
     if routed:
-        print(f"warm webhook → cases.routed:             p50 {pct(routed, .5):.2f} s, "
-              f"p90 {pct(routed, .9):.2f} s, max {max(routed):.2f} s "
-              f"({len(routed)} of {len(warm)} read back)")
-    else:
-        print("warm webhook → cases.routed: no record could be read back (see the docs)")
-    print(f"direct transcription (same audio):       p50 {statistics.median(direct):.2f} s; "
-          f"in the worker (ingest → transcribe mark) p50 "
+        print(f"  webhook → cases.routed: p50 {pct(routed, .5):.2f} s, p90 "
+              f"{pct(routed, .9):.2f} s ({len(routed)} of {len(warm)} read back)")
+    print(f"  direct transcription (same audio): p50 {statistics.median(direct):.2f} s; in the "
+          f"worker (ingest → transcribe mark) p50 "
           f"{statistics.median(r.stt_hop_s for r in warm):.2f} s")
-    print(f"text stages after transcription (transcribe → route mark): p50 "
-          f"{statistics.median(r.text_stages_s for r in warm):.2f} s")
-    print(f"pipeline overhead (queue - direct):      p50 {statistics.median(overhead):.2f} s; "
-          f"latency / transcription p50 {statistics.median(lat) / statistics.median(direct):.2f}")
-    print(f"last transcript: {runs[-1].transcript[:90]!r}")
+    print(f"  text stages after transcription: p50 "
+          f"{statistics.median(r.text_stages_s for r in warm):.2f} s; pipeline overhead "
+          f"(queue - direct) p50 {statistics.median(overhead):.2f} s")
+    print(f"  last transcript: {warm[-1].transcript[:90]!r}")
 
 
-async def run_pipeline(args: argparse.Namespace, notes: list[bytes], transcriber: Transcriber,
+async def run_pipeline(args: argparse.Namespace, notes: list[Recording],
+                       transcriber: Transcriber,
                        tmp: Path) -> list[Run]:
     with EmbeddedBroker() as broker, serve_cloud() as cloud:
         settings = bench_settings(broker.bootstrap, tmp, cloud.url, args, len(notes))
@@ -319,7 +375,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="warm voice notes (after the cold one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each voice note")
     parser.add_argument("--threads", type=int, default=2, help="transcribe.cpu_threads")
-    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--beam-size", type=int, default=None,
+                        help="override the shipped default decoding's beam")
+    parser.add_argument("--kinds", default="whatsapp,voicemail",
+                        help="whatsapp, voicemail or both (sent alternately)")
     parser.add_argument("--model", default="bundled:base")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "models")
     parser.add_argument("--preload", action="store_true",
@@ -332,10 +391,17 @@ def main() -> int:
             raise SystemExit(f"{tool} is required (apt-get install {tool})")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        notes = [make_voice_note(i, args.seconds, tmp) for i in range(args.runs + 1)]
-        print(f"{len(notes)} voice notes of {args.seconds:g} s, "
-              f"{statistics.median(len(n) for n in notes) / 1000:.0f} kB each; "
-              f"(direct transcription of each just before it is sent)", flush=True)
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        makers = {"whatsapp": make_voice_note, "voicemail": make_voicemail}
+        if not kinds or set(kinds) - set(makers):
+            raise SystemExit(f"--kinds: among {', '.join(makers)}")
+        # Each kind gets `runs` warm notes; the very first note is the cold one.
+        count = args.runs * len(kinds) + 1
+        notes = [Recording(kinds[i % len(kinds)],
+                           makers[kinds[i % len(kinds)]](i, args.seconds, tmp))
+                 for i in range(count)]
+        print(f"{len(notes)} recordings of {args.seconds:g} s ({', '.join(kinds)}); "
+              f"direct transcription of each just before it is sent", flush=True)
         transcriber, load_s = load_direct(args)
         runs = asyncio.run(run_pipeline(args, notes, transcriber, tmp))
     report(runs, load_s, args)

@@ -126,7 +126,17 @@ class Transcript(_Model):
     language_probability: float | None = None
     confidence: float | None = None
     duration_s: float | None = None
+    # Seconds of speech voice-activity detection found (absent: VAD off or not run).
+    speech_s: float | None = None
+    # Where ``language`` came from: account (the customer's directory language), forced
+    # (the one configured language), detected (among the configured ones).
+    language_source: str | None = None
+    # True only when nothing was recognised and no speech was detected (silence, noise).
     no_speech: bool = False
+    # What a reader should know: speech_not_transcribed (speech detected, no text),
+    # loop_cut (a repetition loop was cut), time_bound / token_cap (decoding stopped at a
+    # bound; the text is what was decoded until then).
+    flags: list[str] = Field(default_factory=list)
     model: str | None = None
     error: str | None = None
 
@@ -163,6 +173,10 @@ class SpamVerdict(_Model):
     reason: str | None = None
     explanation: str | None = None
     rule: str | None = None
+    # Accepted, but a person should know (e.g. low_confidence_transcript: the transcript of
+    # a recording may be wrong); ``listen_to`` holds the recordings' URIs.
+    flags: list[str] = Field(default_factory=list)
+    listen_to: list[str] = Field(default_factory=list)
     released: bool = False
     released_at: datetime | None = None
 

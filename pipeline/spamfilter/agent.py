@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
-from pipeline.spamfilter.core import judge
+from pipeline.spamfilter.core import judge, review_notes
 from pipeline.spamfilter.policy import load_policy
 from pipeline.stage import Output, RecordMeta, StageContext
 from pipeline.topics import Topic
@@ -38,6 +38,12 @@ def register(ctx: StageContext) -> None:
                      env.spam.reason, env.spam.rule)
             return [Output(Topic.SPAM, key, env)]
         metrics.count("accepted")
+        if env.spam.flags:
+            env.notes.extend(note for note in review_notes(env.spam) if note not in env.notes)
+            for flag in env.spam.flags:
+                metrics.count(f"accepted.{flag}")
+            log.info("event=accepted_flagged message_id=%s flags=%s", env.id,
+                     ",".join(env.spam.flags))
         return [Output(Topic.ACCEPTED, key, env)]
 
     ctx.envelope_agent(STAGE, Topic.IDENTIFIED, handle)

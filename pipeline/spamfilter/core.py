@@ -4,6 +4,11 @@ Rules run in a fixed order and the first that fires decides: auto-reply (a loop 
 reach an agent), unidentified sender, silent call, empty, incomprehensible, e-mail policy.
 Each rule is switched per channel and tier by the policy (``policy.py``); a finding names
 the reason code, a sentence for the person who reviews the quarantine, and the exact rule.
+
+Speech is never quarantined for being hard to understand: a recording in which speech was
+heard (a transcript, or speech the VAD detected that the model could not transcribe) goes to
+an agent, flagged ``low_confidence_transcript`` with the recording's URI when the transcript
+is unsure, incomplete or missing. Only recordings without speech are silent calls or empty.
 """
 
 from __future__ import annotations
@@ -88,14 +93,29 @@ def check_unidentified(env: Envelope, policy: SpamPolicy) -> Finding | None:
 _PUNCTUATION = re.compile(r"[^\w\s'-]+")
 
 
+# Transcript flags that make its text unreliable (engine: pipeline/transcribe/core.py).
+UNSURE_TRANSCRIPT_FLAGS = frozenset({"speech_not_transcribed", "time_bound", "token_cap",
+                                     "loop_cut"})
+
+
 def _speech(transcript: Transcript, policy: SpamPolicy) -> bool:
-    """Whether a transcript holds speech (not silence, an error, or a known hallucination)."""
-    if transcript.no_speech or transcript.error or not transcript.text.strip():
+    """Whether a transcript holds speech (not silence, an error, or a known hallucination).
+
+    Speech the VAD detected but the model left empty is speech. A known hallucination
+    ("thank you for watching") counts only when the VAD heard enough speech under it.
+    """
+    if transcript.no_speech or transcript.error:
+        return False
+    if "speech_not_transcribed" in transcript.flags:
+        return True
+    if not transcript.text.strip():
         return False
     said = " ".join(_PUNCTUATION.sub(" ", transcript.text.lower()).split())
     phrases = {" ".join(_PUNCTUATION.sub(" ", p.lower()).split())
                for p in policy.no_speech_phrases}
-    return said not in phrases
+    if said not in phrases:
+        return True
+    return (transcript.speech_s or 0.0) >= policy.thresholds.hallucination_min_speech_seconds
 
 
 def _heard(env: Envelope, policy: SpamPolicy) -> list[Transcript]:
@@ -174,23 +194,58 @@ def check_incomprehensible(env: Envelope, policy: SpamPolicy) -> Finding | None:
         text_finding = None
     if not env.transcripts:
         return None
-    heard = _heard(env, policy)
-    if not heard:
-        return text_finding or Finding(R.INCOMPREHENSIBLE, "incomprehensible.no_speech",
-                                       "The audio message contains no speech.")
-    confident = [t for t in heard if t.confidence is None
-                 or t.confidence >= th.min_transcript_confidence]
-    if not confident:
-        best = max(t.confidence or 0.0 for t in heard)
-        return text_finding or Finding(
-            R.INCOMPREHENSIBLE, "incomprehensible.low_confidence",
-            f"The audio message could not be understood (transcription confidence "
-            f"{best:.2f} < {th.min_transcript_confidence:.2f}).")
-    if all(score(t.text).is_gibberish(th.gibberish_ratio, th.gibberish_min_letters)
-           for t in confident):
-        return text_finding or Finding(R.INCOMPREHENSIBLE, "incomprehensible.gibberish",
-                                       "The transcribed audio is not readable words.")
-    return None
+    if _heard(env, policy):
+        return None  # speech goes to an agent, flagged when unsure (review_flags)
+    return text_finding or Finding(R.INCOMPREHENSIBLE, "incomprehensible.no_speech",
+                                   "The audio message contains no speech.")
+
+
+def unsure_transcripts(env: Envelope, policy: SpamPolicy) -> list[Transcript]:
+    """Transcripts of speech an agent should check against the recording.
+
+    Low confidence, not readable words, speech the model could not transcribe, or decoding
+    stopped at a bound (time, token cap, a cut loop).
+    """
+    th = policy.thresholds
+    unsure: list[Transcript] = []
+    for t in _heard(env, policy):
+        if (UNSURE_TRANSCRIPT_FLAGS & set(t.flags)
+                or (t.confidence is not None and t.confidence < th.min_transcript_confidence)
+                or score(t.text).is_gibberish(th.gibberish_ratio, th.gibberish_min_letters)):
+            unsure.append(t)
+    return unsure
+
+
+def review_flags(env: Envelope, policy: SpamPolicy) -> SpamVerdict:
+    """The verdict of an accepted message, with ``low_confidence_transcript`` when due."""
+    unsure = unsure_transcripts(env, policy)
+    if not unsure:
+        return SpamVerdict(quarantined=False)
+    uris = [t.attachment_uri for t in unsure if t.attachment_uri]
+    why = ", ".join(_unsure_reason(t, policy) for t in unsure)
+    return SpamVerdict(quarantined=False, flags=["low_confidence_transcript"],
+                       listen_to=list(dict.fromkeys(uris)),
+                       explanation=f"Speech was heard but the transcript may be wrong or "
+                                   f"incomplete ({why}): listen to the recording.")
+
+
+def _unsure_reason(t: Transcript, policy: SpamPolicy) -> str:
+    if "speech_not_transcribed" in t.flags:
+        return "speech detected, nothing transcribed"
+    bounds = sorted(UNSURE_TRANSCRIPT_FLAGS & set(t.flags))
+    if bounds:
+        return "decoding stopped: " + "/".join(bounds)
+    if t.confidence is not None and t.confidence < policy.thresholds.min_transcript_confidence:
+        return f"confidence {t.confidence:.2f}"
+    return "not readable words"
+
+
+def review_notes(verdict: SpamVerdict) -> list[str]:
+    """Envelope notes for the agent (the helpdesk shows them with the case)."""
+    if "low_confidence_transcript" not in verdict.flags:
+        return []
+    return [f"low_confidence_transcript: {verdict.explanation} Recording: {uri}"
+            for uri in verdict.listen_to] or [f"low_confidence_transcript: {verdict.explanation}"]
 
 
 def is_case_reply(env: Envelope) -> bool:
@@ -233,4 +288,4 @@ def judge(env: Envelope, policy: SpamPolicy) -> SpamVerdict:
         finding = check(env, policy)
         if finding is not None:
             return finding.verdict()
-    return SpamVerdict(quarantined=False)
+    return review_flags(env, policy)

@@ -55,8 +55,13 @@ class Thresholds(_Strict):
     gibberish_ratio: float = Field(0.5, ge=0, le=1)
     # Texts with fewer letters are never judged gibberish (too little evidence).
     gibberish_min_letters: int = Field(3, ge=0)
-    # Transcripts below this confidence (mean token probability, 0-1) are incomprehensible.
+    # Transcripts of speech below this confidence (mean token probability, 0-1) are routed
+    # flagged low_confidence_transcript, with the recording's URI (speech is never
+    # quarantined for being hard to understand).
     min_transcript_confidence: float = Field(0.35, ge=0, le=1)
+    # A transcript made only of a no_speech_phrases hallucination still counts as speech
+    # when the VAD heard at least this much speech (seconds) under it.
+    hallucination_min_speech_seconds: float = Field(1.5, ge=0)
     # Smaller images are signature logos or tracking pixels, not a useful attachment.
     min_image_bytes: int = Field(4096, ge=0)
 

@@ -35,6 +35,7 @@ from pipeline.topics import Topic
 from pipeline.transcribe import core
 from pipeline.transcribe.engine import Transcriber
 from pipeline.transcribe.errors import AudioError, ModelUnavailable
+from pipeline.transcribe.language import AccountLanguages, identity_language
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ def register(ctx: StageContext) -> None:
     transcriber = Transcriber(config)
     ctx.app.service(TranscriberService(transcriber))  # type: ignore[arg-type]
     metrics.info.update({"model": config.model, "concurrency": config.concurrency})
+    languages: AccountLanguages | None = None
+    if config.language_from_directory:
+        languages = AccountLanguages(ctx.settings)
+        ctx.app.task(languages.follow)
 
     async def route(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
         """Text passes through; audio goes to the transcribers' queue."""
@@ -88,7 +93,7 @@ def register(ctx: StageContext) -> None:
         ctx.mark(env, STAGE)
         return [Output(Topic.TRANSCRIBED, key, env)]
 
-    async def transcribe_one(attachment: Attachment) -> Transcript:
+    async def transcribe_one(attachment: Attachment, account_language: str | None) -> Transcript:
         assert attachment.uri is not None
         try:
             data = await ctx.blobs.aget(attachment.uri)
@@ -97,7 +102,7 @@ def register(ctx: StageContext) -> None:
             return core.failed_transcript(attachment, f"blob_missing: {exc}", config.model)
         started = time.perf_counter()
         try:
-            recognition = await transcriber.transcribe(data)
+            recognition = await transcriber.transcribe(data, account_language)
         except AudioError as exc:
             metrics.count(f"error.{exc.code}")
             return core.failed_transcript(attachment, exc.describe(), config.model)
@@ -108,8 +113,13 @@ def register(ctx: StageContext) -> None:
             return core.failed_transcript(
                 attachment, f"transcription_failed: {type(exc).__name__}: {exc}"[:300],
                 config.model)
-        transcript = core.summarise(recognition, attachment, config.model)
+        transcript = core.summarise(recognition, attachment, config.model,
+                                    config.min_speech_seconds)
         metrics.count("no_speech" if transcript.no_speech else "transcribed")
+        for flag in transcript.flags:
+            metrics.count(f"flag.{flag}")
+        if transcript.language_source:
+            metrics.count(f"language.{transcript.language_source}")
         metrics.count("audio_ms", int(recognition.duration_s * 1000))
         metrics.count("inference_ms", int((time.perf_counter() - started) * 1000))
         return transcript
@@ -117,8 +127,10 @@ def register(ctx: StageContext) -> None:
     async def transcribe_message(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
         transcripts = [core.unavailable_transcript(a, config.model)
                        for a in core.unavailable_audio(envelope)]
+        account_language = (languages.language_of(envelope) if languages is not None
+                            else identity_language(envelope))
         for attachment in core.pending_audio(envelope):
-            transcripts.append(await transcribe_one(attachment))
+            transcripts.append(await transcribe_one(attachment, account_language))
         log.info("event=transcribed message_id=%s attachments=%d errors=%d", envelope.id,
                  len(transcripts), sum(1 for t in transcripts if t.error))
         env = ctx.mark(core.with_transcripts(envelope, transcripts), STAGE)

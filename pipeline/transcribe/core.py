@@ -7,8 +7,9 @@ them into the envelope's :class:`~pipeline.envelope.Transcript`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.envelope import Attachment, Envelope, Transcript
 
@@ -33,6 +34,13 @@ class Recognition:
     language: str | None
     language_probability: float | None
     duration_s: float
+    # Seconds of speech the VAD found (None: VAD off, unknown).
+    speech_s: float | None = None
+    # Where the language came from: account, forced, detected, fallback (see choose_language).
+    language_source: str | None = None
+    # Bounds the decoding hit: time_bound (budget spent, later windows not decoded),
+    # token_cap (a window ran to max_new_tokens).
+    bounds: tuple[str, ...] = field(default_factory=tuple)
 
 
 def pending_audio(envelope: Envelope) -> list[Attachment]:
@@ -78,14 +86,92 @@ def choose_language(probabilities: Sequence[tuple[str, float]],
                     allowed: Sequence[str]) -> tuple[str, float]:
     """The likeliest language among ``allowed`` (all when empty), with its probability.
 
-    Whisper confuses close languages on short or synthetic speech; restricting to the
-    languages a support desk handles turns a wrong guess into the right one.
+    Whisper confuses close languages on short or phone-band speech (a French voicemail at
+    8 kHz came out as Thai); restricting to the languages the desk handles means a wrong
+    guess is at worst another language we handle, never one outside the list.
     """
-    wanted = {code.lower() for code in allowed}
+    wanted = [code.lower() for code in allowed]
     candidates = [(lang, p) for lang, p in probabilities if not wanted or lang in wanted]
     if not candidates:
-        return (sorted(wanted)[0], 0.0) if wanted else ("", 0.0)
+        return (wanted[0], 0.0) if wanted else ("", 0.0)
     return max(candidates, key=lambda item: item[1])
+
+
+@dataclass(frozen=True)
+class LanguagePlan:
+    """How to pick the language of one recording: forced (``language``) or detected."""
+
+    language: str | None
+    source: str  # account, forced, detect
+    allowed: tuple[str, ...] = ()
+
+
+def plan_language(account_language: str | None, allowed: Sequence[str]) -> LanguagePlan:
+    """The customer's account language when the desk handles it; else force or detect.
+
+    - the account's language, if it is in ``allowed`` (or ``allowed`` is empty): forced;
+    - one allowed language: forced;
+    - several: detected among them only (``choose_language``); none: detected freely.
+    """
+    wanted = tuple(code.lower() for code in allowed)
+    lang = (account_language or "").strip().lower()[:2] or None
+    if lang and (not wanted or lang in wanted):
+        return LanguagePlan(lang, "account", wanted)
+    if len(wanted) == 1:
+        return LanguagePlan(wanted[0], "forced", wanted)
+    return LanguagePlan(None, "detect", wanted)
+
+
+def time_budget(duration_s: float, factor: float, floor_s: float) -> float:
+    """Seconds one recording may take: a multiple of its duration, never below ``floor_s``.
+
+    The floor covers the fixed cost of one 30 s encoder window (a 5 s note costs about as
+    much as a 30 s one).
+    """
+    return max(floor_s, factor * duration_s)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def _norm(word: str) -> str:
+    return word.strip(".,;:!?\"'()«»").lower()
+
+
+def cut_loops(text: str, max_ngram: int = 8, min_repeats: int = 3) -> tuple[str, bool]:
+    """The text with repetition loops cut to one occurrence, and whether one was cut.
+
+    A loop is the same 1..``max_ngram`` words repeated back to back at least
+    ``min_repeats`` times (4 for one or two words: "non non non" is said, "non" ×4 is not
+    likely). What follows the loop is kept. Greedy decoding at temperature 0 loops on
+    unclear audio until the token limit; the first occurrence is usually what was said.
+    """
+    words = _WORD.findall(text)
+    keys = [_norm(w) for w in words]
+    out: list[str] = []
+    i = 0
+    cut = False
+    while i < len(words):
+        skipped = False
+        for n in range(1, max_ngram + 1):
+            need = min_repeats + 1 if n <= 2 else min_repeats
+            if i + n * need > len(words):
+                break
+            gram = keys[i:i + n]
+            if not any(gram):
+                continue
+            reps = 1
+            while keys[i + reps * n:i + (reps + 1) * n] == gram:
+                reps += 1
+            if reps >= need:
+                out.extend(words[i:i + n])
+                i += reps * n
+                cut = skipped = True
+                break
+        if not skipped:
+            out.append(words[i])
+            i += 1
+    return (" ".join(out) if cut else text), cut
 
 
 def confidence(segments: Sequence[Segment]) -> float | None:
@@ -98,18 +184,36 @@ def confidence(segments: Sequence[Segment]) -> float | None:
     return round(min(1.0, max(0.0, math.exp(mean))), 4)
 
 
-def summarise(recognition: Recognition, attachment: Attachment, model: str) -> Transcript:
-    """The transcript of one recording: joined text, language, confidence, no-speech flag."""
-    text = " ".join(s.text.strip() for s in recognition.segments if s.text.strip())
-    no_speech = not text
+def summarise(recognition: Recognition, attachment: Attachment, model: str,
+              min_speech_seconds: float = 0.5) -> Transcript:
+    """The transcript of one recording: text, language, confidence, flags.
+
+    ``no_speech`` only when nothing was recognised *and* the VAD found no speech (or was
+    off). Speech the VAD heard but the model left empty is ``speech_not_transcribed``, not
+    silence: a person must listen to it. Loops are cut (``loop_cut``); a bound the decoding
+    hit is named (``time_bound``, ``token_cap``), the text so far being kept.
+    """
+    joined = " ".join(s.text.strip() for s in recognition.segments if s.text.strip())
+    text, looped = cut_loops(joined)
+    flags = list(recognition.bounds)
+    if looped:
+        flags.append("loop_cut")
+    heard_speech = (recognition.speech_s is not None
+                    and recognition.speech_s >= min_speech_seconds)
+    no_speech = not text and not heard_speech
+    if not text and heard_speech:
+        flags.append("speech_not_transcribed")
     return Transcript(
         attachment_uri=attachment.uri,
         text=text,
         language=None if no_speech else recognition.language,
         language_probability=None if no_speech else _round(recognition.language_probability),
+        language_source=None if no_speech else recognition.language_source,
         confidence=confidence(recognition.segments),
         duration_s=round(recognition.duration_s, 3),
+        speech_s=_round(recognition.speech_s),
         no_speech=no_speech,
+        flags=flags,
         model=model,
     )
 

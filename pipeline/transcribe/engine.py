@@ -24,7 +24,14 @@ import numpy as np
 
 from pipeline.transcribe import audio
 from pipeline.transcribe.config import TranscribeConfig
-from pipeline.transcribe.core import Recognition, Segment, choose_language
+from pipeline.transcribe.core import (
+    LanguagePlan,
+    Recognition,
+    Segment,
+    choose_language,
+    plan_language,
+    time_budget,
+)
 from pipeline.transcribe.errors import ModelUnavailable
 from pipeline.transcribe.model import choose_device, resolve_model
 
@@ -78,42 +85,76 @@ class Transcriber:
 
     # -- transcription -------------------------------------------------------------------
 
-    async def transcribe(self, data: bytes) -> Recognition:
+    async def transcribe(self, data: bytes, account_language: str | None = None) -> Recognition:
         """Recognise one recording on the pool; raises ``AudioError`` for unusable audio."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.transcribe_bytes, data)
+        return await loop.run_in_executor(self._executor, self.transcribe_bytes, data,
+                                          account_language)
 
-    def transcribe_bytes(self, data: bytes) -> Recognition:
+    def transcribe_bytes(self, data: bytes, account_language: str | None = None) -> Recognition:
         """Decode and recognise one recording (blocking)."""
         samples = audio.decode(data, self.config.max_audio_seconds)
-        return self.recognise(samples)
+        return self.recognise(samples, account_language)
 
-    def recognise(self, samples: np.ndarray) -> Recognition:
-        """Recognise 16 kHz mono samples (blocking)."""
+    def decoding_options(self) -> dict[str, Any]:
+        """faster-whisper's decoding options from the settings (shared with the benches)."""
+        cfg = self.config
+        temperatures = cfg.temperatures[0] if len(cfg.temperatures) == 1 else cfg.temperatures
+        return {"beam_size": cfg.beam_size, "best_of": cfg.best_of, "vad_filter": cfg.vad,
+                "temperature": temperatures,
+                "compression_ratio_threshold": cfg.compression_ratio_threshold,
+                "log_prob_threshold": cfg.log_prob_threshold,
+                "no_speech_threshold": cfg.no_speech_threshold,
+                "condition_on_previous_text": cfg.condition_on_previous_text,
+                "max_new_tokens": cfg.max_new_tokens}
+
+    def recognise(self, samples: np.ndarray, account_language: str | None = None) -> Recognition:
+        """Recognise 16 kHz mono samples (blocking), within the recording's time budget.
+
+        faster-whisper decodes lazily, one 30 s window per step: once the budget is spent no
+        further window is started, and what was recognised so far is returned with the
+        ``time_bound`` bound. One window's cost is itself bounded by ``max_new_tokens`` and
+        the length of the temperature list.
+        """
+        cfg = self.config
         model = self.load()
+        started = time.monotonic()
         duration = samples.size / audio.SAMPLE_RATE
-        language, probability = self._language(model, samples)
-        options: dict[str, Any] = {"beam_size": self.config.beam_size,
-                                   "vad_filter": self.config.vad}
-        segments, info = model.transcribe(samples, language=language, **options)
+        budget = time_budget(duration, cfg.max_realtime_factor, cfg.min_budget_seconds)
+        plan = plan_language(account_language if cfg.language_from_directory else None,
+                             cfg.languages)
+        language, probability, source = self._language(model, samples, plan)
+        segments, info = model.transcribe(samples, language=language,
+                                          **self.decoding_options())
         found: list[Segment] = []
+        bounds: list[str] = []
         for seg in segments:  # lazy: each step decodes the next 30 s window
             found.append(Segment(seg.text, seg.start, seg.end, seg.avg_logprob,
                                  seg.no_speech_prob, len(seg.tokens)))
+            if cfg.max_new_tokens and len(seg.tokens) >= cfg.max_new_tokens \
+                    and "token_cap" not in bounds:
+                bounds.append("token_cap")
+            if time.monotonic() - started > budget and seg.end < duration - 1.0:
+                bounds.append("time_bound")
+                log.warning("event=transcription_time_bound audio_s=%.1f budget_s=%.1f "
+                            "decoded_to_s=%.1f", duration, budget, seg.end)
+                break
         if language is None:
-            language, probability = info.language, info.language_probability
-        return Recognition(tuple(found), language, probability, duration)
+            language, probability, source = info.language, info.language_probability, "detected"
+        speech_s = getattr(info, "duration_after_vad", None) if cfg.vad else None
+        return Recognition(tuple(found), language, probability, duration, speech_s=speech_s,
+                           language_source=source, bounds=tuple(bounds))
 
-    def _language(self, model: WhisperModel,
-                  samples: np.ndarray) -> tuple[str | None, float | None]:
-        """None (let Whisper detect), the one configured language, or the best allowed one."""
-        allowed = self.config.languages
-        if not allowed:
-            return None, None
-        if len(allowed) == 1:
-            return allowed[0], 1.0
+    def _language(self, model: WhisperModel, samples: np.ndarray,
+                  plan: LanguagePlan) -> tuple[str | None, float | None, str | None]:
+        """The planned language, or the likeliest allowed one (None: let Whisper detect)."""
+        if plan.language is not None:
+            return plan.language, 1.0, plan.source
+        if not plan.allowed:
+            return None, None, None
         try:
             _, _, probabilities = model.detect_language(samples, vad_filter=self.config.vad)
         except Exception:  # nothing left after VAD: no speech to detect a language in
-            return allowed[0], None
-        return choose_language(probabilities, allowed)
+            return plan.allowed[0], None, "fallback"
+        language, probability = choose_language(probabilities, plan.allowed)
+        return language, probability, "detected"

@@ -24,10 +24,9 @@ from tests.integration.test_twilio_voice import LINE, call_form, recording_form
 from tests.integration.twilio_helpers import CUSTOMER, post_signed, twilio_settings
 
 # The loss this reproduced (the routed record never reached cases.routed) is fixed by
-# pipeline/kafka/metadataguard.py. Still open (issue 17): in some runs the 8 kHz voicemail
-# is quarantined as incomprehensible; the test says which when it fails.
-pytestmark = [pytest.mark.slow, pytest.mark.xfail(
-    reason="issue 17: 8 kHz speech sometimes quarantined as incomprehensible", strict=False)]
+# pipeline/kafka/metadataguard.py; an 8 kHz voicemail is no longer quarantined (speech is
+# never spam, issue 17).
+pytestmark = pytest.mark.slow
 
 DIRECTORY = f"""\
 accounts:

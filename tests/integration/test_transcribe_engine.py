@@ -117,3 +117,36 @@ def test_a_file_without_audio_stream_is_unsupported(tmp_path):
                    check=True, capture_output=True, timeout=60)
     with pytest.raises(UnsupportedAudio, match="no audio stream"):
         audio.decode(picture.read_bytes(), 60)
+
+
+def _phone_band(source, tmp_path, repeat: int = 1):  # type: ignore[no-untyped-def]
+    """The recording as Twilio records a call: 8 kHz mono, 300-3400 Hz (``repeat`` times)."""
+    out = tmp_path / f"phone-{repeat}.wav"
+    subprocess.run(["sox", *([str(source)] * repeat), "-r", "8000", "-c", "1", "-b", "16",
+                    str(out), "sinc", "300-3400"], check=True, capture_output=True, timeout=60)
+    return out.read_bytes()
+
+
+def test_phone_band_voicemail_is_transcribed_in_the_account_language(transcriber, audio_clips,
+                                                                     tmp_path):
+    voicemail = _phone_band(audio_clips.late_order_wav, tmp_path)
+    recognition = transcriber.transcribe_bytes(voicemail, "fr")
+    transcript = core.summarise(recognition, VOICE_NOTE, "bundled:base")
+    assert transcript.language == "fr" and transcript.language_source == "account"
+    assert transcript.text and not transcript.no_speech
+    assert transcript.speech_s and transcript.speech_s > 2.0
+
+
+def test_a_recording_past_its_time_budget_keeps_its_text_and_says_so(transcriber, audio_clips,
+                                                                     tmp_path):
+    # Six times the order call (~30 s, several segments); a budget of nothing: the first segment is
+    # kept, the rest is not decoded.
+    hurried = Transcriber(transcriber.config.model_copy(
+        update={"max_realtime_factor": 0.001, "min_budget_seconds": 0.0}))
+    hurried._model = transcriber.load()
+    long_call = _phone_band(audio_clips.late_order_wav, tmp_path, repeat=6)
+    recognition = hurried.transcribe_bytes(long_call, "fr")
+    transcript = core.summarise(recognition, VOICE_NOTE, "bundled:base")
+    assert "time_bound" in transcript.flags
+    assert transcript.text and not transcript.no_speech
+    assert recognition.segments[-1].end < recognition.duration_s - 1.0

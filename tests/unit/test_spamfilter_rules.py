@@ -18,7 +18,7 @@ from pipeline.envelope import (
     Transcript,
 )
 from pipeline.errors import ConfigError
-from pipeline.spamfilter.core import judge
+from pipeline.spamfilter.core import judge, review_notes
 from pipeline.spamfilter.policy import load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,9 +47,11 @@ def msg(channel: Channel = Channel.WHATSAPP, text: str = "", identity: Identity 
                     text=text, identity=identity, sender=sender, **fields)
 
 
-def heard(text: str, confidence: float = 0.9, no_speech: bool = False) -> Transcript:
+def heard(text: str, confidence: float | None = 0.9, no_speech: bool = False,
+          speech_s: float | None = None, flags: tuple[str, ...] = ()) -> Transcript:
     return Transcript(attachment_uri=RECORDING.uri, text=text, confidence=confidence,
-                      no_speech=no_speech, language="fr")
+                      no_speech=no_speech, language=None if no_speech else "fr",
+                      speech_s=speech_s, flags=list(flags))
 
 
 QUARANTINED = [
@@ -112,9 +114,12 @@ QUARANTINED = [
     ("voice note without speech", msg(attachments=[RECORDING],
      transcripts=[heard("", no_speech=True)]), "incomprehensible",
      "incomprehensible.no_speech"),
-    ("mumbled voice note", msg(attachments=[RECORDING],
-     transcripts=[heard("euh la chose", confidence=0.12)]), "incomprehensible",
-     "incomprehensible.low_confidence"),
+    ("8 kHz voicemail of line hiss (VAD found 0.2 s)", msg(
+        Channel.VOICEMAIL, attachments=[RECORDING],
+        transcripts=[heard("", confidence=None, no_speech=True, speech_s=0.2)]),
+     "silent_call", "silent_call.no_speech"),
+    ("voicemail 'you' on 0.6 s of noise", msg(Channel.VOICEMAIL, attachments=[RECORDING],
+     transcripts=[heard("you", 0.3, speech_s=0.6)]), "silent_call", "silent_call.no_speech"),
     ("standard-tier email, new topic", msg(Channel.EMAIL, "Comment exporter mes ventes en CSV ?",
      STANDARD, sender=Sender(email="marie.dupont@boulangerie-dupont.fr"),
      subject="Export des ventes"), "email_policy", "email_policy.no_email_support"),
@@ -168,6 +173,43 @@ ACCEPTED = [
 def test_real_messages_are_not_quarantined(why, env):
     verdict = judge(env, POLICY)
     assert not verdict.quarantined, f"{why}: {verdict.reason} {verdict.rule} {verdict.explanation}"
+    assert verdict.flags == [], why
+
+
+# Speech that is hard to understand is routed to a person, flagged, with the recording.
+ROUTED_UNSURE = [
+    ("mumbled voice note", msg(attachments=[RECORDING],
+     transcripts=[heard("euh la chose", confidence=0.12)]), "confidence 0.12"),
+    ("8 kHz French voicemail misheard", msg(Channel.VOICEMAIL, attachments=[RECORDING],
+     transcripts=[heard("je voudrais être un boursé pour la fracture", 0.26, speech_s=8.1)]),
+     "confidence 0.26"),
+    ("voicemail: speech detected, nothing transcribed", msg(
+        Channel.VOICEMAIL, attachments=[RECORDING],
+        transcripts=[heard("", None, speech_s=6.4, flags=("speech_not_transcribed",))]),
+     "speech detected, nothing transcribed"),
+    ("voice note cut at the time bound", msg(attachments=[RECORDING], transcripts=[
+        heard("Bonjour, ma commande n'est pas arrivée", 0.8, speech_s=40.0,
+              flags=("time_bound",))]), "decoding stopped: time_bound"),
+    ("transcript with a loop cut", msg(Channel.VOICEMAIL, attachments=[RECORDING], transcripts=[
+        heard("Bonjour, la caisse affiche une erreur", 0.7, speech_s=9.0,
+              flags=("loop_cut",))]), "decoding stopped: loop_cut"),
+    ("transcribed gibberish from a voicemail", msg(Channel.VOICEMAIL, attachments=[RECORDING],
+     transcripts=[heard("xqzv jrtp mnbv", 0.5, speech_s=5.0)]), "not readable words"),
+    ("'Thank you for watching' over 9 s of speech", msg(Channel.VOICEMAIL,
+     attachments=[RECORDING], transcripts=[heard("Thank you for watching!", 0.2,
+                                                 speech_s=9.0)]), "confidence 0.20"),
+]
+
+
+@pytest.mark.parametrize("why,env,because", ROUTED_UNSURE, ids=[r[0] for r in ROUTED_UNSURE])
+def test_speech_is_routed_flagged_with_the_recording(why, env, because):
+    verdict = judge(env, POLICY)
+    assert not verdict.quarantined, f"{why}: {verdict.rule} {verdict.explanation}"
+    assert verdict.flags == ["low_confidence_transcript"], why
+    assert verdict.listen_to == [RECORDING.uri]
+    assert because in (verdict.explanation or "")
+    [note] = review_notes(verdict)
+    assert note.startswith("low_confidence_transcript:") and RECORDING.uri in note
 
 
 def test_unidentified_rule_is_per_channel():

@@ -61,7 +61,8 @@ def test_audio_the_connector_could_not_store_gets_an_error_transcript():
 @pytest.mark.parametrize("probabilities, allowed, expected", [
     ([("fr", 0.7), ("en", 0.2), ("la", 0.1)], [], ("fr", 0.7)),
     ([("la", 0.5), ("fr", 0.3), ("en", 0.2)], ["fr", "en"], ("fr", 0.3)),
-    ([("la", 0.5), ("it", 0.5)], ["FR", "en"], ("en", 0.0)),
+    # None of them: the first configured language (the list is in order of preference).
+    ([("la", 0.5), ("it", 0.5)], ["FR", "en"], ("fr", 0.0)),
 ])
 def test_language_is_the_likeliest_allowed_one(probabilities, allowed, expected):
     assert core.choose_language(probabilities, allowed) == expected
@@ -93,3 +94,69 @@ def test_adding_transcripts_leaves_the_original_untouched():
     added = core.with_transcripts(envelope, [Transcript(attachment_uri="file:///b/1", text="x")])
     assert envelope.transcripts == [] and len(added.transcripts) == 1
     assert added.model_dump(exclude={"transcripts"}) == envelope.model_dump(exclude={"transcripts"})
+
+
+@pytest.mark.parametrize("account, allowed, expected", [
+    ("fr", ["fr", "en"], core.LanguagePlan("fr", "account", ("fr", "en"))),
+    ("EN", ["fr", "en"], core.LanguagePlan("en", "account", ("fr", "en"))),
+    ("fr-BE", ["fr", "en"], core.LanguagePlan("fr", "account", ("fr", "en"))),
+    # A language the desk does not handle is not forced: detection among the handled ones.
+    ("de", ["fr", "en"], core.LanguagePlan(None, "detect", ("fr", "en"))),
+    (None, ["fr", "en"], core.LanguagePlan(None, "detect", ("fr", "en"))),
+    (None, ["fr"], core.LanguagePlan("fr", "forced", ("fr",))),
+    ("de", ["fr"], core.LanguagePlan("fr", "forced", ("fr",))),
+    ("th", [], core.LanguagePlan("th", "account", ())),
+    (None, [], core.LanguagePlan(None, "detect", ())),
+])
+def test_the_customers_language_comes_first_within_the_desks_languages(account, allowed,
+                                                                        expected):
+    assert core.plan_language(account, allowed) == expected
+
+
+def test_a_detected_language_outside_the_list_is_never_accepted():
+    # What Whisper base said of a French voicemail at 8 kHz.
+    probabilities = [("th", 0.49), ("en", 0.21), ("fr", 0.18), ("lo", 0.05)]
+    assert core.choose_language(probabilities, ["fr", "en"]) == ("en", 0.21)
+
+
+@pytest.mark.parametrize("text, expected, cut", [
+    ("Bonjour, ma commande est en retard.", "Bonjour, ma commande est en retard.", False),
+    ("non non non, ce n'est pas ça", "non non non, ce n'est pas ça", False),
+    ("Merci. Merci. Merci. Merci. Merci. Merci.", "Merci.", True),
+    ("la facture est fausse la facture est fausse la facture est fausse la facture est fausse",
+     "la facture est fausse", True),
+    ("Bonjour, je voudrais le remboursement, le remboursement, le remboursement, "
+     "le remboursement. Merci", "Bonjour, je voudrais le remboursement, Merci", True),
+])
+def test_repetition_loops_are_cut_to_one_occurrence(text, expected, cut):
+    assert core.cut_loops(text) == (expected, cut)
+
+
+def test_time_budget_is_a_multiple_of_the_duration_with_a_floor():
+    assert core.time_budget(4.0, 1.5, 10.0) == 10.0  # one encoder window costs the same
+    assert core.time_budget(60.0, 1.5, 10.0) == 90.0
+
+
+def test_speech_the_model_left_empty_is_not_silence():
+    recognition = Recognition((), "fr", 1.0, 9.0, speech_s=7.2, language_source="account")
+    transcript = core.summarise(recognition, audio("file:///b/3"), "m", min_speech_seconds=0.5)
+    assert not transcript.no_speech and transcript.text == ""
+    assert transcript.flags == ["speech_not_transcribed"]
+    assert transcript.speech_s == 7.2 and transcript.language == "fr"
+
+
+def test_a_click_on_a_silent_recording_is_no_speech():
+    recognition = Recognition((), "fr", 1.0, 4.0, speech_s=0.3, language_source="account")
+    transcript = core.summarise(recognition, audio("file:///b/4"), "m", min_speech_seconds=0.5)
+    assert transcript.no_speech and transcript.flags == [] and transcript.language is None
+
+
+def test_a_loop_and_a_bound_are_said_and_the_text_kept():
+    looped = " Je voudrais un remboursement." + " s'il vous plaît" * 12
+    recognition = Recognition((Segment(looped, 0.0, 30.0, -0.6, 0.1, 128),), "fr", 1.0, 60.0,
+                              speech_s=55.0, language_source="account",
+                              bounds=("token_cap", "time_bound"))
+    transcript = core.summarise(recognition, audio("file:///b/5"), "m")
+    assert transcript.text == "Je voudrais un remboursement. s'il vous plaît"
+    assert transcript.flags == ["token_cap", "time_bound", "loop_cut"]
+    assert transcript.language_source == "account"

@@ -1,0 +1,120 @@
+"""Phone-band voicemails through the Twilio voice line, transcription, identification and
+the spam filter: speech reaches an agent, only silence is quarantined.
+
+The hub (Twilio connectors) runs in the test; one ``pipeline worker --stages
+ingest,transcribe,identify,spamfilter`` runs the bundled Whisper base on CPU. Recordings are
+8 kHz mono 16-bit WAV band-limited to 300-3400 Hz, as Twilio records a phone call: a French
+voicemail (espeak-ng), a silent call, and a garbled line (the same speech played backwards:
+speech to the VAD, nothing the model can make sense of).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_twilio_voice import LINE, call_form, recording_form
+from tests.integration.twilio_helpers import (
+    CUSTOMER,
+    TUESDAY_10H_PARIS,
+    make_hub,
+    post_signed,
+    twilio_settings,
+)
+
+pytestmark = pytest.mark.slow
+
+DIRECTORY = f"""\
+accounts:
+  - id: ACC-77
+    name: Hangers Lyon
+    country: FR
+    language: fr
+    employees:
+      - id: EMP-77-1
+        name: Claire Martin
+        phones: ["{CUSTOMER}"]
+"""
+SAID = ("Bonjour, c'est Claire Martin de Hangers Lyon. La caisse affiche une erreur depuis ce "
+        "matin, rappelez-moi s'il vous plaît.")
+
+
+def phone_wav(tmp: Path, name: str, text: str | None, *, backwards: bool = False) -> bytes:
+    """8 kHz phone-band WAV of French speech (espeak-ng), or 4 s of silence."""
+    out = tmp / f"{name}.wav"
+    if text is None:
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "trim", "0",
+                        "4"], check=True, timeout=60)
+        return out.read_bytes()
+    wide = tmp / f"{name}-22k.wav"
+    subprocess.run(["espeak-ng", "-v", "fr", "-s", "140", "-w", str(wide), text], check=True,
+                   timeout=60)
+    effects = ["sinc", "300-3400", *(["reverse"] if backwards else [])]
+    subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(out), *effects],
+                   check=True, timeout=60)
+    return out.read_bytes()
+
+
+async def leave_voicemail(hub, cloud, call_sid: str, audio: bytes,  # type: ignore[no-untyped-def]
+                          seconds: int) -> None:
+    recording_sid = f"RE{call_sid[2:]}"
+    url = cloud.add_recording(call_sid, recording_sid, audio, duration=seconds)
+    status, _, _ = await post_signed(hub, "/twilio/voice", call_form(call_sid))
+    assert status == 200
+    status, body, _ = await post_signed(
+        hub, f"/twilio/voice/recording?caller=%2B{CUSTOMER[1:]}&line=%2B{LINE[1:]}",
+        recording_form(call_sid, recording_sid, url, duration=seconds))
+    assert status in (200, 204), body
+
+
+async def test_phone_voicemails_speech_is_routed_silence_quarantined(
+        settings, kafka_io, pipeline_process, pipeline_cli, twilio_cloud, tmp_path,
+        whisper_cache_dir):
+    settings = twilio_settings(settings, twilio_cloud)
+    settings = settings.model_copy(update={"transcribe": settings.transcribe.model_copy(
+        update={"model_cache_dir": str(whisper_cache_dir), "cpu_threads": 2, "device": "cpu"})})
+    await kafka_io.create_topics()
+    directory = tmp_path / "employees.yaml"
+    directory.write_text(DIRECTORY)
+    assert pipeline_cli(["directory", "import", str(directory)], settings).returncode == 0
+    worker = pipeline_process(["worker", "--stages", "ingest,transcribe,identify,spamfilter"],
+                              settings)
+    worker.wait_for("event=model_loaded", timeout=120)
+    worker.wait_for("event=directory_following stage=transcribe", timeout=60)
+
+    spoken = phone_wav(tmp_path, "spoken", SAID)
+    garbled = phone_wav(tmp_path, "garbled", SAID, backwards=True)
+    async with make_hub(settings, clock=lambda: TUESDAY_10H_PARIS) as hub:
+        await leave_voicemail(hub, twilio_cloud, "CA8001", spoken, 9)
+        await leave_voicemail(hub, twilio_cloud, "CA8002", phone_wav(tmp_path, "silent", None), 4)
+        await leave_voicemail(hub, twilio_cloud, "CA8003", garbled, 9)
+
+    accepted = await kafka_io.read("messages.accepted", count=2, timeout=180, quiet=1.0)
+    spam = await kafka_io.read("messages.spam", count=1, timeout=30, quiet=1.0)
+    by_call = {r.value["headers"]["x-twilio-call-sid"]: r for r in accepted + spam}
+    assert sorted(by_call) == ["CA8001", "CA8002", "CA8003"], worker.output()[-3000:]
+    assert [r.value["headers"]["x-twilio-call-sid"] for r in spam] == ["CA8002"]
+
+    # The French voicemail: transcribed in the account's language, routed to an agent.
+    french = by_call["CA8001"].value
+    [transcript] = french["transcripts"]
+    assert transcript["language"] == "fr" and transcript["language_source"] == "account"
+    assert transcript["text"] and not transcript.get("no_speech")
+    assert transcript["speech_s"] > 4
+    assert not french["spam"]["quarantined"] and by_call["CA8001"].key == "ACC-77"
+
+    # The silent call: quarantined as such, never shown to an agent.
+    silent = by_call["CA8002"].value
+    assert silent["spam"]["reason"] == "silent_call", silent["spam"]
+    assert silent["transcripts"][0]["no_speech"]
+
+    # The garbled line: speech was heard, so a person listens; flagged, with the recording.
+    unsure = by_call["CA8003"].value
+    assert not unsure["spam"]["quarantined"]
+    assert unsure["spam"]["flags"] == ["low_confidence_transcript"], unsure["transcripts"]
+    recording = unsure["attachments"][0]["uri"]
+    assert unsure["spam"]["listen_to"] == [recording]
+    assert any(note.startswith("low_confidence_transcript:") and recording in note
+               for note in unsure["notes"])
