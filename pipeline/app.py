@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from pipeline.blobstore import BlobStore
-from pipeline.faust_app import PipelineApp
+from pipeline.faust_app import PipelineApp, flush_completely
 from pipeline.kafka import gapguard, metadataguard
 from pipeline.settings import Settings
 from pipeline.stage import Clock, Output, StageContext, utcnow
@@ -99,6 +99,7 @@ def create_app(settings: Settings, stages: list[str] | None = None,
     # (table changelogs, send_soon); with one changelog write per message that pause came
     # every 100 messages. A larger buffer keeps the stream flowing; commits still flush it.
     app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
+    flush_completely(app.producer.buffer)
     log.info("event=app_created app_id=%s stages=%s", app.conf.id, ",".join(chosen))
     return app, ctx
 
