@@ -16,6 +16,7 @@ cases or idempotency keys written (3 of 4 in a restart test). With the offset-ga
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -97,18 +98,27 @@ class PipelineApp(faust.App):
 
 
 def flush_completely(buffer: Any) -> None:
-    """Make faust's producer buffer flush *everything* before an offset commit.
+    """Make faust's producer buffer flush, before an offset commit, every record queued so far.
 
     faust commits consumed offsets after ``Producer.flush()``, which drains its send buffer
     with ``flush_atmost(None)``: that returns as soon as no record was handed to the client
     for 0.1 s, records still waiting. On a busy machine (a loaded CPU, a slow metadata
     lookup) the offsets of their inputs were then committed before the outputs existed, and
-    a crash at that moment lost them. This flush returns only when the buffer is empty.
+    a crash at that moment lost them. This flush waits until every record queued before it
+    was acknowledged by the broker (or failed); records queued meanwhile are the next
+    commit's, so a steady stream cannot starve the commit.
     """
+    unsent: set[asyncio.Future[Any]] = set()
+    queue_record = buffer.put
+
+    def put(fut: asyncio.Future[Any]) -> None:
+        unsent.add(fut)
+        fut.add_done_callback(unsent.discard)
+        queue_record(fut)
 
     async def flush() -> None:
-        while buffer.size:
-            await buffer.flush_atmost(None)
+        if unsent:
+            await asyncio.wait(list(unsent))
 
+    buffer.put = put
     buffer.flush = flush
-
