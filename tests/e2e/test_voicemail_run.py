@@ -11,49 +11,24 @@ signed by the real twilio SDK. The recordings are 8 kHz mono WAV, as Twilio reco
 
 from __future__ import annotations
 
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from pipeline.broker import free_port
 from pipeline.kafka import consumer, read_records, true_ends
 from tests.fixtures.broker import override
-from tests.integration.test_twilio_voice import LINE, call_form, recording_form
-from tests.integration.twilio_helpers import CUSTOMER, post_signed, twilio_settings
+from tests.integration.twilio_helpers import (
+    VOICEMAIL_DIRECTORY,
+    leave_voicemail,
+    phone_wav,
+    twilio_settings,
+)
 
 # The loss this reproduced (the routed record never reached cases.routed) is fixed by
 # pipeline/kafka/metadataguard.py; an 8 kHz voicemail is no longer quarantined (speech is
 # never spam, issue 17).
 pytestmark = pytest.mark.slow
-
-DIRECTORY = f"""\
-accounts:
-  - id: ACC-77
-    name: Hangers Lyon
-    country: FR
-    language: fr
-    employees:
-      - id: EMP-77-1
-        name: Claire Martin
-        phones: ["{CUSTOMER}"]
-"""
-
-
-def phone_wav(tmp: Path, name: str, text: str | None) -> bytes:
-    """8 kHz mono 16-bit WAV, as Twilio records a call: speech (espeak-ng) or 4 s of silence."""
-    out = tmp / f"{name}.wav"
-    if text is None:
-        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "trim", "0",
-                        "4"], check=True, timeout=60)
-    else:
-        wide = tmp / f"{name}-22k.wav"
-        subprocess.run(["espeak-ng", "-v", "fr", "-w", str(wide), text], check=True, timeout=60)
-        subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(out)],
-                       check=True, timeout=60)
-    return out.read_bytes()
-
 
 async def partition_leaders(settings, topics: list[str]) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """What the broker's metadata says of each partition's leader (diagnostics)."""
@@ -79,25 +54,13 @@ class RunningHub:
         self.port = port
 
 
-async def voicemail(hub: RunningHub, cloud, call_sid: str, audio: bytes,  # type: ignore[no-untyped-def]
-                    seconds: int) -> None:
-    recording_sid = f"RE{call_sid[2:]}"
-    url = cloud.add_recording(call_sid, recording_sid, audio, duration=seconds)
-    status, _, _ = await post_signed(hub, "/twilio/voice", call_form(call_sid))
-    assert status == 200
-    status, body, _ = await post_signed(
-        hub, f"/twilio/voice/recording?caller=%2B{CUSTOMER[1:]}&line=%2B{LINE[1:]}",
-        recording_form(call_sid, recording_sid, url, duration=seconds))
-    assert status in (200, 204), body
-
-
 async def test_routed_voicemail_is_on_cases_routed_and_sigterm_stops_promptly(
         settings, kafka_io, pipeline_process, pipeline_cli, twilio_cloud, tmp_path):
     port = free_port()
     settings = twilio_settings(override(settings, http={"port": port}), twilio_cloud)
     await kafka_io.create_topics()
     directory = tmp_path / "employees.yaml"
-    directory.write_text(DIRECTORY)
+    directory.write_text(VOICEMAIL_DIRECTORY)
     assert pipeline_cli(["directory", "import", str(directory)], settings).returncode == 0
 
     run = pipeline_process(["run"], settings, timeout=120)
@@ -105,8 +68,8 @@ async def test_routed_voicemail_is_on_cases_routed_and_sigterm_stops_promptly(
     spoken = phone_wav(tmp_path, "spoken", "Bonjour, c'est Claire Martin de Hangers Lyon. "
                        "La caisse affiche une erreur depuis ce matin, rappelez-moi s'il vous "
                        "plaît.")
-    await voicemail(hub, twilio_cloud, "CA7001", spoken, 8)
-    await voicemail(hub, twilio_cloud, "CA7002", phone_wav(tmp_path, "silent", None), 4)
+    await leave_voicemail(hub, twilio_cloud, "CA7001", spoken, 8)
+    await leave_voicemail(hub, twilio_cloud, "CA7002", phone_wav(tmp_path, "silent", None), 4)
 
     raw = await kafka_io.read("inbound.raw", count=2, timeout=30)
     ids = {r.value["source_id"]: r.value["id"] for r in raw}

@@ -15,33 +15,17 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipeline.blobstore import BlobStore
-from tests.fixtures.twilio_cloud import ACCOUNT_SID
 from tests.integration.twilio_helpers import (
     CUSTOMER,
     PUBLIC,
     TUESDAY_10H_PARIS,
+    call_form,
     make_hub,
     post_signed,
+    recording_form,
     spoken_wav,
     twilio_settings,
 )
-
-LINE = "+33186950001"
-
-
-def call_form(call_sid: str, caller: str = CUSTOMER) -> dict[str, str]:
-    return {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "From": caller, "To": LINE,
-            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
-            "Caller": caller, "Called": LINE, "FromCountry": "FR", "ToCountry": "FR"}
-
-
-def recording_form(call_sid: str, recording_sid: str, url: str, status: str = "completed",
-                   duration: int = 4) -> dict[str, str]:
-    return {"AccountSid": ACCOUNT_SID, "CallSid": call_sid, "RecordingSid": recording_sid,
-            "RecordingUrl": url, "RecordingStatus": status,
-            "RecordingDuration": str(duration), "RecordingChannels": "1",
-            "RecordingSource": "RecordVerb",
-            "RecordingStartTime": "Tue, 24 Nov 2026 09:00:12 +0000"}
 
 
 async def incoming_call(hub, call_sid: str) -> ET.Element:  # type: ignore[no-untyped-def]

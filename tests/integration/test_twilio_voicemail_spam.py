@@ -10,64 +10,19 @@ speech to the VAD, nothing the model can make sense of).
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from tests.integration.test_twilio_voice import LINE, call_form, recording_form
 from tests.integration.twilio_helpers import (
-    CUSTOMER,
+    SAID,
     TUESDAY_10H_PARIS,
+    VOICEMAIL_DIRECTORY,
+    leave_voicemail,
     make_hub,
-    post_signed,
+    phone_wav,
     twilio_settings,
 )
 
 pytestmark = pytest.mark.slow
-
-DIRECTORY = f"""\
-accounts:
-  - id: ACC-77
-    name: Hangers Lyon
-    country: FR
-    language: fr
-    employees:
-      - id: EMP-77-1
-        name: Claire Martin
-        phones: ["{CUSTOMER}"]
-"""
-SAID = ("Bonjour, c'est Claire Martin de Hangers Lyon. La caisse affiche une erreur depuis ce "
-        "matin, rappelez-moi s'il vous plaît.")
-
-
-def phone_wav(tmp: Path, name: str, text: str | None, *, backwards: bool = False) -> bytes:
-    """8 kHz phone-band WAV of French speech (espeak-ng), or 4 s of silence."""
-    out = tmp / f"{name}.wav"
-    if text is None:
-        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "trim", "0",
-                        "4"], check=True, timeout=60)
-        return out.read_bytes()
-    wide = tmp / f"{name}-22k.wav"
-    subprocess.run(["espeak-ng", "-v", "fr", "-s", "140", "-w", str(wide), text], check=True,
-                   timeout=60)
-    effects = ["sinc", "300-3400", *(["reverse"] if backwards else [])]
-    subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(out), *effects],
-                   check=True, timeout=60)
-    return out.read_bytes()
-
-
-async def leave_voicemail(hub, cloud, call_sid: str, audio: bytes,  # type: ignore[no-untyped-def]
-                          seconds: int) -> None:
-    recording_sid = f"RE{call_sid[2:]}"
-    url = cloud.add_recording(call_sid, recording_sid, audio, duration=seconds)
-    status, _, _ = await post_signed(hub, "/twilio/voice", call_form(call_sid))
-    assert status == 200
-    status, body, _ = await post_signed(
-        hub, f"/twilio/voice/recording?caller=%2B{CUSTOMER[1:]}&line=%2B{LINE[1:]}",
-        recording_form(call_sid, recording_sid, url, duration=seconds))
-    assert status in (200, 204), body
-
 
 async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         settings, kafka_io, pipeline_process, pipeline_cli, twilio_cloud, tmp_path,
@@ -77,7 +32,7 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         update={"model_cache_dir": str(whisper_cache_dir), "cpu_threads": 2, "device": "cpu"})})
     await kafka_io.create_topics()
     directory = tmp_path / "employees.yaml"
-    directory.write_text(DIRECTORY)
+    directory.write_text(VOICEMAIL_DIRECTORY)
     assert pipeline_cli(["directory", "import", str(directory)], settings).returncode == 0
     worker = pipeline_process(["worker", "--stages", "ingest,transcribe,identify,spamfilter"],
                               settings)

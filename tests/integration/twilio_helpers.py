@@ -96,3 +96,64 @@ def spoken_wav(tmp: Path, text: str) -> bytes:
     out = tmp / "voicemail.wav"
     subprocess.run(["espeak-ng", "-v", "fr", "-w", str(out), text], check=True, timeout=60)
     return out.read_bytes()
+
+
+LINE = "+33186950001"
+
+
+def call_form(call_sid: str, caller: str = CUSTOMER) -> dict[str, str]:
+    return {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "From": caller, "To": LINE,
+            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+            "Caller": caller, "Called": LINE, "FromCountry": "FR", "ToCountry": "FR"}
+
+
+def recording_form(call_sid: str, recording_sid: str, url: str, status: str = "completed",
+                   duration: int = 4) -> dict[str, str]:
+    return {"AccountSid": ACCOUNT_SID, "CallSid": call_sid, "RecordingSid": recording_sid,
+            "RecordingUrl": url, "RecordingStatus": status,
+            "RecordingDuration": str(duration), "RecordingChannels": "1",
+            "RecordingSource": "RecordVerb",
+            "RecordingStartTime": "Tue, 24 Nov 2026 09:00:12 +0000"}
+
+
+VOICEMAIL_DIRECTORY = f"""\
+accounts:
+  - id: ACC-77
+    name: Hangers Lyon
+    country: FR
+    language: fr
+    employees:
+      - id: EMP-77-1
+        name: Claire Martin
+        phones: ["{CUSTOMER}"]
+"""
+SAID = ("Bonjour, c'est Claire Martin de Hangers Lyon. La caisse affiche une erreur depuis ce "
+        "matin, rappelez-moi s'il vous plaît.")
+
+
+def phone_wav(tmp: Path, name: str, text: str | None, *, backwards: bool = False) -> bytes:
+    """8 kHz phone-band WAV of French speech (espeak-ng), or 4 s of silence."""
+    out = tmp / f"{name}.wav"
+    if text is None:
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "trim", "0",
+                        "4"], check=True, timeout=60)
+        return out.read_bytes()
+    wide = tmp / f"{name}-22k.wav"
+    subprocess.run(["espeak-ng", "-v", "fr", "-s", "140", "-w", str(wide), text], check=True,
+                   timeout=60)
+    effects = ["sinc", "300-3400", *(["reverse"] if backwards else [])]
+    subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(out), *effects],
+                   check=True, timeout=60)
+    return out.read_bytes()
+
+
+async def leave_voicemail(hub, cloud, call_sid: str, audio: bytes,  # type: ignore[no-untyped-def]
+                          seconds: int) -> None:
+    recording_sid = f"RE{call_sid[2:]}"
+    url = cloud.add_recording(call_sid, recording_sid, audio, duration=seconds)
+    status, _, _ = await post_signed(hub, "/twilio/voice", call_form(call_sid))
+    assert status == 200
+    status, body, _ = await post_signed(
+        hub, f"/twilio/voice/recording?caller=%2B{CUSTOMER[1:]}&line=%2B{LINE[1:]}",
+        recording_form(call_sid, recording_sid, url, duration=seconds))
+    assert status in (200, 204), body
