@@ -1,10 +1,10 @@
-"""The whole pipeline (ingest → transcribe → identify → spamfilter → dedup → route) against a
-raw aiokafka consume→produce pass-through of the same messages, same broker, same run.
+"""The whole pipeline (intake: ingest → identify → spamfilter; cases: dedup → route) against
+a raw aiokafka consume→produce pass-through of the same messages, same broker, same run.
 
     .venv/bin/python bench/pipeline_throughput.py [--messages 5000]
 
 Signed-in chat messages (identified by their app identity, so they pass the spam filter)
-from many accounts are pre-produced to ``inbound.raw``; one worker runs every stage. Reported:
+from many accounts are pre-produced to ``inbound.raw``; one worker runs every hop. Reported:
 messages/s between the first and last ``cases.routed`` records (start-up excluded), the
 ratio to the raw pass-through, and per-message latency from ``inbound.raw`` to
 ``cases.routed`` (broker timestamps) for the backlog.
@@ -153,7 +153,7 @@ async def main() -> None:
             worker.wait(60)
     latencies = sorted((routed[i] - sent[i]) / 1000 for i in routed if i in sent)
     print(f"raw pass-through     {raw_rate:8.0f} msg/s")
-    print(f"pipeline, 6 stages   {pipe_rate:8.0f} msg/s   ratio {pipe_rate / raw_rate:.3f}")
+    print(f"pipeline, all hops   {pipe_rate:8.0f} msg/s   ratio {pipe_rate / raw_rate:.3f}")
     print(f"worker CPU per message {cpu_per_message * 1e6:8.0f} µs (all stages, user + system, "
           "first to last routed record)")
     print(f"ready → all routed     {drain_s:8.1f} s wall, {drain_cpu:.1f} s worker CPU "

@@ -1,12 +1,13 @@
-"""What each stage costs: worker CPU per message, stage by stage, against a raw aiokafka
+"""What each hop costs: worker CPU per message, hop by hop, against a raw aiokafka
 consume→produce pass-through of the same messages, same broker, same run.
 
     .venv/bin/python bench/stage_costs.py [--messages 3000]
 
-The whole pipeline runs once (one worker, every stage) over signed-in chat messages, which
-fills every intermediate topic. Then each stage runs alone in its own worker on a copy of
-its own input topic, one after the other, and its CPU (user + system, from ready until its
-last output) is divided by the number of messages. CPU is used rather than wall time
+The whole pipeline runs once (one worker, every hop) over signed-in chat messages, which
+fills the hops' input topics. Then each hop a text message crosses (intake: ingest →
+identify → spamfilter; cases: dedup → route) runs alone in its own worker on a copy of its
+input topic, one after the other, and its CPU (user + system, from ready until its last
+output) is divided by the number of messages. CPU is used rather than wall time
 because the development machines' cores are shared: wall-clock rates move 2x between runs,
 CPU per message much less. The raw pass-through's CPU is taken in a child process the same
 way.
@@ -36,14 +37,11 @@ from pipeline.broker import EmbeddedBroker  # noqa: E402
 from pipeline.kafka import ensure_topics  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 
-# stage: (input topic, output topic), in pipeline order
+# hop: (input topic, output topic), in pipeline order (a text message never crosses
+# transcription)
 STAGES = {
-    "ingest": ("inbound.raw", "messages.normalized"),
-    "transcribe": ("messages.normalized", "messages.transcribed"),
-    "identify": ("messages.transcribed", "messages.identified"),
-    "spamfilter": ("messages.identified", "messages.accepted"),
-    "dedup": ("messages.accepted", "cases.updates"),
-    "route": ("cases.updates", "cases.routed"),
+    "intake": ("inbound.raw", "messages.accepted"),
+    "cases": ("messages.accepted", "cases.routed"),
 }
 
 RAW_CHILD = """
@@ -124,7 +122,8 @@ async def main() -> None:
             cpu, _ = await worker_cpu(bootstrap, f"{stage}.", Path(tmp) / stage, output, n,
                                       stage)
             costs[stage] = cpu
-            print(f"  {stage:<11} {cpu / n * 1e6:7.0f} µs CPU per message", flush=True)
+            print(f"  {stage:<11} {cpu / n * 1e6:7.0f} µs CPU per message (hop alone)",
+                  flush=True)
 
     per = {stage: cpu / n * 1e6 for stage, cpu in costs.items()}
     raw = raw_cpu / n * 1e6
@@ -132,7 +131,7 @@ async def main() -> None:
     print(f"{'raw aiokafka pass-through':<24}{raw:>11.0f}{1:>8.1f}")
     for stage, us in per.items():
         print(f"{'  ' + stage:<24}{us:>11.0f}{us / raw:>8.1f}")
-    print(f"{'sum of stages alone':<24}{sum(per.values()):>11.0f}{sum(per.values()) / raw:>8.1f}")
+    print(f"{'sum of hops alone':<24}{sum(per.values()):>11.0f}{sum(per.values()) / raw:>8.1f}")
     whole = whole_cpu / n * 1e6
     print(f"{'whole pipeline, 1 worker':<24}{whole:>11.0f}{whole / raw:>8.1f}   "
           f"(ready → last routed: {whole_wall:.1f} s wall, {n / whole_wall:.0f} msg/s)")

@@ -1,41 +1,57 @@
-"""The faust app, built by a factory from the settings (no module-level global app).
+"""The faust runtime: the app, built by a factory from the settings, and the hops on it.
 
-``create_app`` wires the chosen stages onto one app (one consumer group) and a timer that
-publishes each stage's counters on ``pipeline.metrics``.
+``create_app`` builds the chosen hops' steps (``pipeline/stages.py``), chains them
+(``pipeline/chain.py``), runs one faust agent per hop on one app (one consumer group), and
+a timer that publishes each stage's counters on ``pipeline.metrics``. ``FaustContext`` is
+the stage contract (``pipeline/stage.py``) on faust: tables, tasks, timers, sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import weakref
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
+from faust.types import EventT, StreamT
 
 from pipeline.blobstore import BlobStore
+from pipeline.chain import Chain, build_chains
 from pipeline.faust_app import PipelineApp, flush_completely
-from pipeline.kafka import gapguard, metadataguard
+from pipeline.kafka import ensure_topics, gapguard, metadataguard
 from pipeline.settings import Settings
-from pipeline.stage import Clock, Output, StageContext, utcnow
-from pipeline.stages import load_stage, resolve_stages
-from pipeline.topics import Topic
+from pipeline.stage import (
+    Clock,
+    Output,
+    RecordHandler,
+    RecordMeta,
+    StageContext,
+    encode,
+    utcnow,
+)
+from pipeline.stages import HopSpec, describe_hops, installed_hops, resolve_hops
+from pipeline.topics import Topic, TopicSpec
 
 log = logging.getLogger(__name__)
 
 PRODUCER_BUFFER_MESSAGES = 5000
 
 
-def app_id(settings: Settings, stages: list[str], all_stages: list[str]) -> str:
-    """The consumer group: workers running the same stages share it and split partitions.
+def app_id(settings: Settings, hops: list[HopSpec], all_hops: list[HopSpec]) -> str:
+    """The consumer group: workers running the same hops share it and split partitions.
 
     A worker running a subset (e.g. ``--stages transcribe`` on GPU machines) gets its own
-    group, so it never steals the partitions of stages it does not run.
+    group, so it never steals the partitions of hops it does not run.
     """
     base = settings.worker.app_id
-    if not stages or stages == all_stages:
+    if not hops or [h.name for h in hops] == [h.name for h in all_hops]:
         return base
-    return f"{base}-{'-'.join(stages)}"
+    return f"{base}-{'-'.join(h.name for h in hops)}"
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -79,32 +95,147 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def make_current(event: EventT) -> None:
+    """Make ``event`` the one tables write their changelog for, in this task only.
+
+    A table writes its changelog to the partition of faust's current event, and
+    ``take_events()`` leaves that at the batch's last event. Only the context variable is set
+    here: ``Stream._set_current_event`` also sets the stream's shared ``current_event``
+    attribute, which the stream's buffering task reads after it resumes, so a handler that
+    awaits made it buffer an event of the previous batch a second time in place of a new one
+    (8 to 16 of 4,000 messages lost in bench/pipeline_throughput.py).
+    """
+    faust_streams._current_event.set(weakref.ref(event))
+
+
+def _meta(topic: str, event: EventT) -> RecordMeta:
+    message = event.message
+    headers: Any = message.headers or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return RecordMeta(topic, message.partition, message.offset, message.key,
+                      message.timestamp,
+                      tuple((str(k), v if isinstance(v, bytes) else str(v or "").encode())
+                            for k, v in pairs))
+
+
+class FaustContext(StageContext):
+    """The stage contract on a faust app: tables are faust Tables, sends faust's producer."""
+
+    def __init__(self, app: faust.App, settings: Settings, blobs: BlobStore,
+                 *, worker_name: str = "worker", clock: Clock = utcnow) -> None:
+        super().__init__(settings, blobs, worker_name=worker_name, clock=clock)
+        self.app = app
+        self._topics: dict[str, faust.TopicT] = {}
+
+    def topic(self, logical: Topic | str, **options: Any) -> faust.TopicT:
+        """The faust topic for a logical name, bytes in and out."""
+        name = self.names(logical)
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                name, key_serializer="raw", value_serializer="raw", **options)
+        return self._topics[name]
+
+    def table(self, name: str) -> MutableMapping[str, Any]:
+        table: MutableMapping[str, Any] = self.app.Table(
+            name, default=None, partitions=self.settings.kafka.partitions)
+        return table
+
+    def task(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self.app.task(fn)
+
+    def timer(self, seconds: float, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        self.app.timer(seconds, name=name)(fn)
+
+    def service(self, service: Any) -> None:
+        self.app.service(service)
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        await ensure_topics(self.settings.kafka, extra=list(specs))
+
+    def send_soon(self, output: Output) -> None:
+        key = output.key.encode() if output.key is not None else None
+        self.topic(output.topic).send_soon(key=key, value=encode(output.value))
+
+    def write(self, outputs: list[Output]) -> None:
+        """Queue ``outputs``, each value encoded once (route writes one to two topics)."""
+        encoded: dict[int, bytes | None] = {}
+        for output in outputs:
+            if id(output.value) not in encoded:
+                encoded[id(output.value)] = encode(output.value)
+            key = output.key.encode() if output.key is not None else None
+            self.topic(output.topic).send_soon(key=key, value=encoded[id(output.value)])
+
+    def consume(self, topic: Topic | str, name: str, handle: RecordHandler, *,
+                internal_partitions: int | None = None) -> None:
+        source = (self.topic(topic, internal=True, partitions=internal_partitions)
+                  if internal_partitions else self.topic(topic))
+
+        async def agent(stream: StreamT) -> None:
+            async for event in stream.events():
+                make_current(event)
+                meta = _meta(str(topic), event)
+                try:
+                    outputs = list(await handle(event.value, meta))
+                except Exception as exc:  # poison: a dead letter, never a crashed worker
+                    log.warning("event=dead_letter consumer=%s topic=%s partition=%s "
+                                "offset=%s error=%r", name, topic, meta.partition,
+                                meta.offset, exc)
+                    outputs = [self.dead_letter(name, exc, meta, event.value)]
+                self.write(outputs)
+
+        self.app.agent(source, name=name)(agent)
+
+    def hop(self, chain: Chain) -> None:
+        """One agent for the hop: each record of its input through all its steps."""
+        conf = self.settings.worker
+        source = chain.hop.source
+        parallel = chain.parallel
+
+        async def one(event: EventT) -> None:
+            make_current(event)
+            self.write(await chain.run(event.value, _meta(source, event)))
+
+        async def agent(stream: StreamT) -> None:
+            batches = stream.take_events(  # type: ignore[attr-defined]
+                parallel if parallel > 1 else conf.batch_size,
+                within=conf.batch_within_seconds)
+            async for events in batches:
+                if parallel > 1:  # each result is queued when ready; acked after the batch
+                    await asyncio.gather(*(one(event) for event in events))
+                else:
+                    for event in events:
+                        await one(event)
+
+        self.app.agent(self.topic(source), name=chain.hop.name)(agent)
+
+
 def create_app(settings: Settings, stages: list[str] | None = None,
-               *, clock: Clock = utcnow) -> tuple[faust.App, StageContext]:
-    """A faust app running ``stages`` (all installed ones by default)."""
-    chosen = resolve_stages(stages)
+               *, clock: Clock = utcnow) -> tuple[faust.App, FaustContext]:
+    """A faust app running the hops ``stages`` choose (all installed ones by default)."""
+    hops = resolve_hops(stages)
     # faust makes its own aiokafka clients (not through client_options): the guards are
     # put in place here for them.
     metadataguard.install()
     gapguard.configure(settings.kafka.gap_guard_enabled, settings.kafka.gap_patience_seconds)
-    app = PipelineApp(app_id(settings, chosen, resolve_stages(None)),
+    app = PipelineApp(app_id(settings, hops, installed_hops()),
                       fetch_max_wait_ms=settings.worker.fetch_max_wait_ms,
                       kafka_settings=settings.kafka, **faust_options(settings))
-    ctx = StageContext(app, settings, BlobStore(settings.blobs.url),
+    ctx = FaustContext(app, settings, BlobStore(settings.blobs.url),
                        worker_name=f"{socket.gethostname()}", clock=clock)
-    for name in chosen:
-        load_stage(name).register(ctx)
+    for chain in build_chains(ctx, hops):
+        ctx.hop(chain)
     _publish_metrics(ctx)
     # faust pauses every stream whenever more than 100 records wait in the producer buffer
     # (table changelogs, send_soon); with one changelog write per message that pause came
     # every 100 messages. A larger buffer keeps the stream flowing; commits still flush it.
     app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     flush_completely(app.producer.buffer)
-    log.info("event=app_created app_id=%s stages=%s", app.conf.id, ",".join(chosen))
+    log.info("event=app_created app_id=%s hops=%s taps=%s", app.conf.id,
+             describe_hops(hops), ",".join(settings.worker.taps) or "none")
     return app, ctx
 
 
-def _publish_metrics(ctx: StageContext) -> None:
+def _publish_metrics(ctx: FaustContext) -> None:
     interval = timedelta(seconds=ctx.settings.worker.metrics_interval_seconds)
 
     @ctx.app.timer(interval.total_seconds(), name="publish-metrics")

@@ -34,8 +34,9 @@ EPILOG = """\
 examples:
   pipeline run                         everything on the embedded broker (try it, tests)
   pipeline send --channel chat --account acme --user u1 --text "Où configurer la TVA ?"
-  pipeline tail messages.normalized    watch a topic
+  pipeline tail cases.routed           watch a topic
   PIPELINE_KAFKA_BOOTSTRAP=kafka:9092 pipeline worker --stages transcribe
+  PIPELINE_WORKER_TAPS='["messages.identified"]' pipeline run   also write a hop's inside
 
 configuration: config/pipeline.yaml (or --config / PIPELINE_CONFIG), every key overridable
 by PIPELINE_<SECTION>_<KEY>, e.g. PIPELINE_KAFKA_BOOTSTRAP, PIPELINE_CHAT_SECRET.
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline",
         description="Omnichannel support-message ingestion pipeline: connectors → Kafka → "
-                    "ingest, transcribe, identify, spamfilter, dedup, route.",
+                    "intake (ingest → identify → spamfilter), transcription (transcribe → "
+                    "spamfilter), cases (dedup → route).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", help="settings file (default: "
                         "$PIPELINE_CONFIG or ./config/pipeline.yaml)")

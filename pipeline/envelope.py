@@ -301,6 +301,13 @@ class Envelope(_Model):
     def audio_attachments(self) -> list[Attachment]:
         return [a for a in self.attachments if a.kind is AttachmentKind.AUDIO]
 
+    @property
+    def awaiting_transcription(self) -> bool:
+        """An audio attachment has no transcript yet (not even a failed one)."""
+        done = {t.attachment_uri for t in self.transcripts}
+        return any((a.uri or a.filename or a.content_type) not in done
+                   for a in self.audio_attachments)
+
     def full_text(self) -> str:
         """Subject, body and transcripts: everything a person would read."""
         parts = [self.subject or "", self.text, *(t.text for t in self.transcripts)]

@@ -61,8 +61,13 @@ class KafkaSettings(BaseModel):
 
 class WorkerSettings(BaseModel):
     app_id: str = "support-pipeline"
-    # Stages this worker runs; empty means all of them.
+    # Stages (or hops: intake, transcription, cases) this worker runs; empty means all. A
+    # stage brings its whole hop: "transcribe" runs transcription and its spam checks.
     stages: list[str] = Field(default_factory=list)
+    # Intermediate results a hop hands from step to step without the broker; a tapped one
+    # is also written to its topic, for debugging (off by default: each costs a write).
+    taps: list[Literal["messages.normalized", "messages.identified", "messages.transcribed",
+                       "cases.updates"]] = Field(default_factory=list)
     # faust's defaults (session 60 s, rebalance 60 s, heartbeat 3 s) made a worker take ~30 s
     # to join its group. The embedded broker answers the first JoinGroup after half the
     # session timeout (measured: 10 s → ready in 6.3 s, 6 s → 4.4 s); 6 s is also the least

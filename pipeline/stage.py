@@ -1,35 +1,32 @@
-"""What every stage's agent stands on: topics, sending, dead-lettering, counting.
+"""The stage contract: what a stage declares, and the context it declares it on.
 
-A stage's ``agent.py`` defines ``register(ctx: StageContext) -> None`` and calls
-``ctx.envelope_agent(stage, source, handle)``, where ``handle`` maps one envelope to the
-records to write. Decoding, batching, the dead-letter topic on any error, and counters
-are done here once, so a stage never (de)serialises by hand and never crashes the worker
-on a bad message.
+A stage's ``agent.py`` defines ``build(ctx: StageContext) -> Step``: its step (a plain
+async function from one envelope to the records it produces), and, through the context,
+the tables it keeps, its side inputs (the directory), its timers and background tasks.
+The stage never touches faust: the runtime (``pipeline/hops.py``) chains the steps into
+hops, decodes and encodes, batches, counts, retries transient failures and writes dead
+letters; ``pipeline/inprocess.py`` runs the same steps without Kafka for tests.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
-import time
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-import faust
-import faust.streams as faust_streams
-from faust.types import EventT, StreamT
 from pydantic import BaseModel, ValidationError
 
 from pipeline.blobstore import BlobStore
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Envelope, StageMark
-from pipeline.errors import EnvelopeError, TransientError
+from pipeline.errors import EnvelopeError, PipelineError
 from pipeline.metrics import StageMetrics
 from pipeline.settings import Settings
-from pipeline.topics import Topic, TopicNames
+from pipeline.topics import Topic, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +48,45 @@ class Output:
 
 @dataclass(frozen=True)
 class RecordMeta:
-    """Where the record being processed came from."""
+    """Where the record being processed came from (for a chained step: the hop's input
+    record, with the key the previous step gave its output)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     timestamp: float | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+    @property
+    def replayed(self) -> bool:
+        """Re-injected by ``pipeline deadletter replay`` (an operator asked for it again)."""
+        return self.header(REPLAY_HEADER) is not None
+
+
+# Set by ``pipeline deadletter replay`` on what it re-injects: the dead-letter position.
+REPLAY_HEADER = "pipeline-replay-of"
 
 
 # A handler gets an envelope decoded for it alone, so it may change it in place and return it.
 EnvelopeHandler = Callable[[Envelope, RecordMeta], Awaitable[Sequence[Output]]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a stage declares: its name and the function applied to each envelope.
+
+    An output to one of the intermediate topics (``messages.normalized``, ...) is handed to
+    the next step of the hop instead of being written (unless that topic is tapped).
+    ``parallel`` > 1: the hop handles that many records at once (transcription's threads).
+    """
+
+    stage: str
+    handle: EnvelopeHandler
+    parallel: int = 1
 
 
 def encode(value: BaseModel | bytes | None) -> bytes | None:
@@ -83,50 +108,117 @@ def decode_envelope(value: bytes | None) -> Envelope:
                                         for e in exc.errors()[:5])) from exc
 
 
-def _make_current(event: EventT) -> None:
-    """Make ``event`` the one tables write their changelog for, in this task only.
+RecordHandler = Callable[[bytes | None, RecordMeta], Awaitable[Sequence[Output]]]
 
-    A table writes its changelog to the partition of faust's current event, and
-    ``take_events()`` leaves that at the batch's last event. Only the context variable is set
-    here: ``Stream._set_current_event`` also sets the stream's shared ``current_event``
-    attribute, which the stream's buffering task reads after it resumes, so a handler that
-    awaits made it buffer an event of the previous batch a second time in place of a new one
-    (8 to 16 of 4,000 messages lost in bench/pipeline_throughput.py).
+
+class SideInput(Protocol):
+    """Something a stage reads besides its input, followed for as long as the worker runs."""
+
+    async def start(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=SideInput)
+
+
+class Followed(Generic[S]):
+    """A side input and whether it is loaded; steps wait for it before their first message."""
+
+    def __init__(self, name: str, source: S) -> None:
+        self.name = name
+        self.source = source
+        self.failure: BaseException | None = None
+        self._loaded = asyncio.Event()
+
+    def loaded(self) -> None:
+        self.failure = None
+        self._loaded.set()
+
+    async def ready(self, timeout: float) -> None:
+        """Return once loaded; ``TimeoutError`` after ``timeout`` (``failure`` says why)."""
+        if not self._loaded.is_set():
+            await asyncio.wait_for(self._loaded.wait(), timeout)
+
+
+class StageContext(abc.ABC):
+    """What a stage's ``build`` declares its step, tables, side inputs and tasks on.
+
+    Two implementations: the faust runtime (``pipeline/hops.py``) and the in-process one
+    (``pipeline/inprocess.py``, dict tables, no Kafka).
     """
-    faust_streams._current_event.set(weakref.ref(event))
 
-
-class StageContext:
-    """Handed to every stage's ``register``: the app, settings, topics, blobs and counters."""
-
-    def __init__(self, app: faust.App, settings: Settings, blobs: BlobStore,
-                 *, worker_name: str = "worker", clock: Clock = utcnow) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, blobs: BlobStore, *, worker_name: str = "worker",
+                 clock: Clock = utcnow) -> None:
         self.settings = settings
         self.blobs = blobs
         self.worker_name = worker_name
         self.now = clock
         self.names = TopicNames(settings.kafka.topic_prefix)
         self.metrics: dict[str, StageMetrics] = {}
-        self._topics: dict[str, faust.TopicT] = {}
 
-    def topic(self, logical: Topic | str, **options: Any) -> faust.TopicT:
-        """The faust topic for a logical name, bytes in and out (stages decode via the context)."""
-        name = self.names(logical)
-        if name not in self._topics:
-            self._topics[name] = self.app.topic(
-                name, key_serializer="raw", value_serializer="raw", **options)
-        return self._topics[name]
+    @abc.abstractmethod
+    def table(self, name: str) -> MutableMapping[str, Any]:
+        """A changelogged table of this stage, partitioned like the hop's input."""
+
+    @abc.abstractmethod
+    def task(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` in the background while the worker runs."""
+
+    @abc.abstractmethod
+    def timer(self, seconds: float, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` every ``seconds`` while the worker runs."""
+
+    @abc.abstractmethod
+    def service(self, service: Any) -> None:
+        """A ``mode.Service`` started and stopped with the worker (e.g. a model loader)."""
+
+    @abc.abstractmethod
+    def consume(self, topic: Topic | str, name: str, handle: RecordHandler, *,
+                internal_partitions: int | None = None) -> None:
+        """Apply ``handle`` to every raw record of ``topic`` (not an envelope: case events);
+        ``internal_partitions``: the topic is internal to this stage, created with that many."""
+
+    @abc.abstractmethod
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create these topics where missing (the queues the routing rules name)."""
+
+    @abc.abstractmethod
+    def send_soon(self, output: Output) -> None:
+        """Queue a record for the producer (flushed before the input's offset is committed)."""
+
+    def side_input(self, name: str, source: S) -> Followed[S]:
+        """Follow ``source`` in the background (retried while it cannot start)."""
+        followed = Followed(name, source)
+        self.task(lambda: self._follow(followed))
+        return followed
+
+    async def _follow(self, followed: Followed[Any]) -> None:
+        conf = self.settings.worker
+        delay = conf.retry_initial_seconds
+        while True:
+            try:
+                await followed.source.start()
+                break
+            except PipelineError as exc:
+                log.error("event=side_input_unavailable name=%s retry_in_s=%.1f error=%s",
+                          followed.name, delay, exc)
+                followed.failure = exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, conf.retry_max_seconds)
+        followed.loaded()
+        log.info("event=side_input_following name=%s", followed.name)
+        try:
+            await followed.source.run()
+        finally:
+            await followed.source.stop()
 
     def stage_metrics(self, stage: str) -> StageMetrics:
         if stage not in self.metrics:
             self.metrics[stage] = StageMetrics(stage, self.now())
         return self.metrics[stage]
-
-    def send_soon(self, output: Output) -> None:
-        """Queue a record for the producer; faust flushes it before committing the input."""
-        key = output.key.encode() if output.key is not None else None
-        self.topic(output.topic).send_soon(key=key, value=encode(output.value))
 
     def dead_letter(self, stage: str, error: BaseException, meta: RecordMeta,
                     value: bytes | None, message_id: str | None = None) -> Output:
@@ -136,87 +228,6 @@ class StageContext:
             message_id=message_id)
         key = meta.key.decode("utf-8", "replace") if meta.key is not None else None
         return Output(Topic.DEADLETTER, key, record)
-
-    async def process_event(self, stage: str, source: Topic | str, event: EventT,
-                            handle: EnvelopeHandler, *, in_counter: str = "in") -> None:
-        """Decode one record, handle it, queue its outputs (or its dead letter); count and time."""
-        metrics = self.stage_metrics(stage)
-        started = time.perf_counter()
-        message = event.message
-        meta = RecordMeta(source, message.partition, message.offset, message.key,
-                          message.timestamp)
-        value: bytes | None = event.value
-        metrics.count(in_counter)
-        outputs = await self._handle_with_retries(stage, meta, value, handle, metrics)
-        encoded: dict[int, bytes | None] = {}  # route writes one envelope to two topics
-        for output in outputs:
-            if id(output.value) not in encoded:
-                encoded[id(output.value)] = encode(output.value)
-            key = output.key.encode() if output.key is not None else None
-            self.topic(output.topic).send_soon(key=key, value=encoded[id(output.value)])
-            metrics.count(f"out.{output.topic}")
-        metrics.observe_latency(time.perf_counter() - started)
-
-    async def _handle_with_retries(self, stage: str, meta: RecordMeta, value: bytes | None,
-                                   handle: EnvelopeHandler, metrics: StageMetrics
-                                   ) -> Sequence[Output]:
-        """The handler's outputs; a transient failure is retried with backoff (the stage
-        waits on this message, so its partition pauses), any other failure is the message's
-        dead letter at once."""
-        conf = self.settings.worker
-        delay = conf.retry_initial_seconds
-        paused_since: float | None = None
-        while True:
-            envelope: Envelope | None = None
-            try:
-                envelope = decode_envelope(value)  # afresh: a failed try may have changed it
-                outputs = await handle(envelope, meta)
-            except TransientError as exc:
-                msg_id = envelope.id if envelope is not None else None
-                if paused_since is None:
-                    paused_since = time.monotonic()
-                    metrics.count("paused")
-                    log.warning("event=stage_paused stage=%s message_id=%s topic=%s "
-                                "partition=%s offset=%s retry_in_s=%.1f error=%r", stage,
-                                msg_id, meta.topic, meta.partition, meta.offset, delay, exc)
-                reason = f"{type(exc).__name__}: {exc}"[:300]
-                metrics.count("retried")
-                metrics.error(reason, self.now())
-                metrics.info["paused"] = reason
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, conf.retry_max_seconds)
-                continue
-            except Exception as exc:  # poison: a dead letter, never a crashed worker
-                msg_id = envelope.id if envelope is not None else None
-                log.warning("event=dead_letter stage=%s message_id=%s topic=%s partition=%s "
-                            "offset=%s error=%r", stage, msg_id, meta.topic, meta.partition,
-                            meta.offset, exc)
-                metrics.count("deadletter")
-                metrics.error(f"{type(exc).__name__}: {exc}"[:300], self.now())
-                outputs = [self.dead_letter(stage, exc, meta, value, msg_id)]
-            if paused_since is not None:
-                metrics.info.pop("paused", None)
-                log.info("event=stage_resumed stage=%s topic=%s partition=%s offset=%s "
-                         "paused_s=%.1f", stage, meta.topic, meta.partition, meta.offset,
-                         time.monotonic() - paused_since)
-            return outputs
-
-    def envelope_agent(self, stage: str, source: Topic | str, handle: EnvelopeHandler,
-                       *, concurrency: int = 1, name: str | None = None) -> faust.types.AgentT:
-        """Run ``handle`` on every envelope of ``source``; errors go to the dead-letter topic."""
-        self.stage_metrics(stage)
-        conf = self.settings.worker
-
-        async def agent(stream: StreamT) -> None:
-            batches = stream.take_events(  # type: ignore[attr-defined]
-                conf.batch_size, within=conf.batch_within_seconds)
-            async for events in batches:
-                for event in events:
-                    _make_current(event)
-                    await self.process_event(stage, source, event, handle)
-
-        return self.app.agent(self.topic(source), name=name or f"{stage}",
-                              concurrency=concurrency)(agent)
 
     def mark(self, envelope: Envelope, stage: str) -> Envelope:
         """Record that ``stage`` handled the envelope (latency and path for operators)."""

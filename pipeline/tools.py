@@ -17,12 +17,14 @@ from pipeline.envelope import AppIdentity, Attachment, Channel, Envelope, Sender
 from pipeline.errors import ConfigError
 from pipeline.kafka import AckedProducer, ensure_topics, follow
 from pipeline.settings import Settings
-from pipeline.stages import STAGES
+from pipeline.stages import HOPS
 from pipeline.topics import CATALOGUE, TopicNames
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    stages_help = f"comma-separated subset of: {', '.join(STAGES)} (default: all)"
+    stages_help = ("comma-separated stages or hops; a stage brings its whole hop: "
+                   + "; ".join(f"{h.name} = {' → '.join(h.steps)}" for h in HOPS)
+                   + " (default: all)")
 
     p = sub.add_parser("run", help="run everything: broker (if embedded), stages, connectors",
                        description="Start the embedded broker when kafka.bootstrap is empty, "

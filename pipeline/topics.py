@@ -13,13 +13,18 @@ DAY_MS = 24 * 3600 * 1000
 
 
 class Topic(StrEnum):
-    """Logical topic names (without the prefix)."""
+    """Logical topic names (without the prefix).
+
+    ``messages.normalized``, ``messages.identified``, ``messages.transcribed`` and
+    ``cases.updates`` are taps: what one step hands the next inside a hop, written only when
+    ``worker.taps`` names them (debugging). The others are the hops' inputs and outputs.
+    """
 
     INBOUND_RAW = "inbound.raw"
     NORMALIZED = "messages.normalized"
     TRANSCRIBED = "messages.transcribed"
-    # Internal to the transcribe stage: messages with audio wait here for a transcriber, so
-    # text-only messages of the same sender never queue behind a long recording.
+    # The transcription hop's input: identified messages with audio wait here for a
+    # transcriber (its own workers), so text never queues behind a long recording.
     TRANSCRIBE_AUDIO = "transcribe.audio"
     IDENTIFIED = "messages.identified"
     SPAM = "messages.spam"
@@ -52,14 +57,16 @@ class TopicSpec:
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.INBOUND_RAW, "channel:sender", "what a connector received, as an envelope"),
-    TopicSpec(Topic.NORMALIZED, "channel:sender", "validated, normalised, source retries dropped"),
-    TopicSpec(Topic.TRANSCRIBED, "channel:sender", "audio attachments carry a transcript"),
-    TopicSpec(Topic.TRANSCRIBE_AUDIO, "channel:sender",
-              "internal: messages with audio waiting for a transcriber"),
-    TopicSpec(Topic.IDENTIFIED, "account id (or sender)", "identity attached, or identified=false"),
+    TopicSpec(Topic.NORMALIZED, "channel:sender",
+              "tap: validated, normalised, source retries dropped"),
+    TopicSpec(Topic.IDENTIFIED, "account id (or sender)",
+              "tap: identity attached, or identified=false"),
+    TopicSpec(Topic.TRANSCRIBE_AUDIO, "account id",
+              "identified messages with audio, for the transcription workers"),
+    TopicSpec(Topic.TRANSCRIBED, "account id", "tap: audio attachments carry a transcript"),
     TopicSpec(Topic.SPAM, "account id (or sender)", "quarantined, with reason and rule"),
     TopicSpec(Topic.ACCEPTED, "account id", "passed the spam filter"),
-    TopicSpec(Topic.CASE_UPDATES, "account id", "case opened, merged into, deprioritised"),
+    TopicSpec(Topic.CASE_UPDATES, "account id", "tap: case opened, merged into, deprioritised"),
     TopicSpec(Topic.ROUTED, "account id", "case with queue, priority, SLA due time, rule"),
     TopicSpec(Topic.CASE_EVENTS, "case id", "from the helpdesk: closed, reopened, merged"),
     TopicSpec(Topic.DIRECTORY, "employee id", "registered employees (tombstone deletes)", True),

@@ -1,12 +1,13 @@
-"""The dedup agents: ``messages.accepted`` → ``cases.updates``; ``cases.events`` closes cases.
+"""The dedup step, first of the cases hop; ``cases.events`` (from the helpdesk) closes cases.
 
-State: the faust Table ``dedup-open-cases``, key = account id (the key of
+State: the table ``dedup-open-cases``, key = account id (the key of
 ``messages.accepted``), value = that customer's ``AccountCases``. faust writes a table's
 changelog to the partition of the record being processed, so every write must happen while
 processing a record keyed by the same account id. ``cases.events`` is keyed by case id, so
 its events are first re-keyed by their ``account_id`` onto the internal topic
 ``dedup.case-events.by-account`` (same partition count, same partitioner as
-``messages.accepted``); a second agent reading that topic writes the table, co-partitioned.
+``messages.accepted``); a second consumer reading that topic writes the table,
+co-partitioned.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from faust.types import StreamT
 from pydantic import ValidationError
 
 from pipeline.dedup.core import (
@@ -28,7 +28,7 @@ from pipeline.dedup.core import (
 from pipeline.dedup.refs import envelope_references
 from pipeline.envelope import Envelope
 from pipeline.errors import EnvelopeError
-from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.stage import Output, RecordMeta, StageContext, Step
 from pipeline.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,11 @@ def _load(value: object) -> AccountCases:
     return AccountCases.model_validate(value) if value else AccountCases()
 
 
-def register(ctx: StageContext) -> None:
+def build(ctx: StageContext) -> Step:
     config = ctx.settings.dedup
     metrics = ctx.stage_metrics(STAGE)
     partitions = ctx.settings.kafka.partitions
-    table = ctx.app.Table("dedup-open-cases", default=None, partitions=partitions)
+    table = ctx.table("dedup-open-cases")
 
     last_sweep: dict[int, float] = {}
 
@@ -95,40 +95,33 @@ def register(ctx: StageContext) -> None:
         ctx.mark(envelope, STAGE)
         return [Output(Topic.CASE_UPDATES, key, envelope)]
 
-    ctx.envelope_agent(STAGE, Topic.ACCEPTED, handle)
-
-    by_account = ctx.topic(EVENTS_BY_ACCOUNT, internal=True, partitions=partitions)
-
-    async def rekey_events(stream: StreamT) -> None:
+    async def rekey_event(value: bytes | None, meta: RecordMeta) -> Sequence[Output]:
         """cases.events (key: case id) → by-account topic (key: account id); no table writes."""
-        async for event in stream.events():
-            message = event.message
-            meta = RecordMeta(Topic.CASE_EVENTS, message.partition, message.offset,
-                              message.key, message.timestamp)
-            try:
-                if event.value is None:
-                    raise EnvelopeError("empty record (tombstone) where a case event was expected")
-                parsed = CaseEvent.model_validate_json(event.value)
-            except (ValidationError, EnvelopeError) as exc:
-                metrics.count("case_event.invalid")
-                ctx.send_soon(ctx.dead_letter(STAGE, exc, meta, event.value))
-                continue
-            ctx.send_soon(Output(EVENTS_BY_ACCOUNT, parsed.account_id, parsed))
+        try:
+            if value is None:
+                raise EnvelopeError("empty record (tombstone) where a case event was expected")
+            parsed = CaseEvent.model_validate_json(value)
+        except (ValidationError, EnvelopeError) as exc:
+            metrics.count("case_event.invalid")
+            return [ctx.dead_letter(STAGE, exc, meta, value)]
+        return [Output(EVENTS_BY_ACCOUNT, parsed.account_id, parsed)]
 
-    async def apply_events(stream: StreamT) -> None:
-        async for event in stream.events():
-            try:
-                parsed = CaseEvent.model_validate_json(event.value)
-            except ValidationError as exc:  # only valid events are re-keyed; be safe anyway
-                metrics.count("case_event.invalid")
-                log.warning("event=case_event_invalid error=%r", exc)
-                continue
-            key = parsed.account_id
-            table[key] = apply_event(_load(table.get(key)), parsed, config,
-                                     ctx.now()).model_dump(mode="json")
-            metrics.count(f"case_event.{parsed.event}")
-            log.info("event=case_event_applied case_id=%s account=%s kind=%s",
-                     parsed.case_id, key, parsed.event)
+    async def apply_case_event(value: bytes | None, meta: RecordMeta) -> Sequence[Output]:
+        try:
+            parsed = CaseEvent.model_validate_json(value or b"")
+        except ValidationError as exc:  # only valid events are re-keyed; be safe anyway
+            metrics.count("case_event.invalid")
+            log.warning("event=case_event_invalid error=%r", exc)
+            return []
+        key = parsed.account_id
+        table[key] = apply_event(_load(table.get(key)), parsed, config,
+                                 ctx.now()).model_dump(mode="json")
+        metrics.count(f"case_event.{parsed.event}")
+        log.info("event=case_event_applied case_id=%s account=%s kind=%s",
+                 parsed.case_id, key, parsed.event)
+        return []
 
-    ctx.app.agent(ctx.topic(Topic.CASE_EVENTS), name="dedup-case-events")(rekey_events)
-    ctx.app.agent(by_account, name="dedup-case-events-by-account")(apply_events)
+    ctx.consume(Topic.CASE_EVENTS, "dedup-case-events", rekey_event)
+    ctx.consume(EVENTS_BY_ACCOUNT, "dedup-case-events-by-account", apply_case_event,
+                internal_partitions=partitions)
+    return Step(STAGE, handle)

@@ -1,4 +1,4 @@
-"""The ingest agent: ``inbound.raw`` → ``messages.normalized``, source retries dropped."""
+"""The ingest step, first of the intake hop: validated, normalised, source retries dropped."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pipeline.ingest.core import (
     is_source_retry,
     normalise,
 )
-from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.stage import Output, RecordMeta, StageContext, Step
 from pipeline.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,14 @@ STAGE = "ingest"
 SWEEP_EVERY_SECONDS = 60.0
 
 
-def register(ctx: StageContext) -> None:
+def build(ctx: StageContext) -> Step:
     config = ctx.settings.ingest
     window = config.idempotency_window_hours * 3600
     metrics = ctx.stage_metrics(STAGE)
     # Keys are channel:source_id (plus the content digest where the connector sets one);
     # inbound.raw is keyed by sender, and a source message always has the same sender, so
     # every delivery of it lands in the same partition.
-    seen = ctx.app.Table("ingest-seen", default=None, partitions=ctx.settings.kafka.partitions)
+    seen = ctx.table("ingest-seen")
     last_sweep: dict[int, float] = {}
 
     def sweep(partition: int, now: float) -> None:
@@ -49,7 +49,9 @@ def register(ctx: StageContext) -> None:
         key = envelope.idempotency_key
         stored = seen.get(key)
         first = Sighting(*stored) if stored else None
-        if is_source_retry(first, meta.partition, meta.offset, now, window):
+        # A dead letter replayed by an operator is wanted again, although its key is known.
+        if not meta.replayed and is_source_retry(first, meta.partition, meta.offset, now,
+                                                 window):
             metrics.count("dropped.source_retry")
             log.info("event=source_retry_dropped message_id=%s key=%s", envelope.id, key)
             return []
@@ -80,4 +82,4 @@ def register(ctx: StageContext) -> None:
         ctx.mark(env, STAGE)
         return [Output(Topic.NORMALIZED, env.sender_key, env)]
 
-    ctx.envelope_agent(STAGE, Topic.INBOUND_RAW, handle)
+    return Step(STAGE, handle)

@@ -132,14 +132,16 @@ class AckedProducer:
             self._producer = None
 
     async def send(self, topic: str, key: bytes | str | None, value: bytes | None,
-                   timeout: float = 15.0) -> tuple[int, int]:
+                   timeout: float = 15.0, headers: list[tuple[str, bytes]] | None = None
+                   ) -> tuple[int, int]:
         """Send to a logical topic; return (partition, offset) once acknowledged."""
         if self._producer is None:
             raise BrokerError("producer not started")
         key_bytes = key.encode() if isinstance(key, str) else key
         try:
             meta = await asyncio.wait_for(
-                self._producer.send_and_wait(self.names(topic), value, key=key_bytes), timeout)
+                self._producer.send_and_wait(self.names(topic), value, key=key_bytes,
+                                            headers=headers), timeout)
         except (TimeoutError, KafkaError) as exc:
             raise BrokerError(f"broker did not acknowledge record on {topic}: {exc!r}") from exc
         return meta.partition, meta.offset

@@ -1,5 +1,8 @@
 """List dead-letter records and replay them into the topic they came from, once.
 
+A stage's dead letter holds its hop's input record, and names the step that failed: a
+replay runs the whole hop again (``pipeline/chain.py``).
+
 Replayed records are remembered on a compacted topic, ``pipeline.deadletter.replayed``
 (key: ``<partition>:<offset>`` of the dead-letter record, value: where it was re-injected).
 A second ``replay`` skips what the ledger holds, so running the same command twice (or
@@ -23,6 +26,7 @@ from pipeline.deadletter import DeadLetter
 from pipeline.errors import ConfigError
 from pipeline.kafka import AckedProducer, consumer, ensure_topics, read_records
 from pipeline.settings import Settings
+from pipeline.stage import REPLAY_HEADER
 from pipeline.topics import Topic, TopicNames, TopicSpec
 
 REPLAY_LEDGER = TopicSpec("pipeline.deadletter.replayed", "deadletter partition:offset",
@@ -164,7 +168,10 @@ async def replay(settings: Settings, letters: list[StoredDeadLetter], now: datet
             assert rec is not None
             value = corrected_value if corrected_value is not None else original_bytes(rec, blobs)
             topic = names.logical(rec.source_topic)
-            partition, offset = await producer.send(topic, rec.key, value)
+            # Marked, so that the hop's ingest lets it through although its key is known.
+            partition, offset = await producer.send(
+                topic, rec.key, value,
+                headers=[(REPLAY_HEADER, letter.position.encode())])
             entry = Replayed(replayed_at=now, stage=rec.stage, message_id=rec.message_id,
                              topic=topic, partition=partition, offset=offset,
                              corrected=corrected_value is not None)

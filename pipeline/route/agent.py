@@ -1,11 +1,11 @@
-"""The route agent: ``cases.updates`` → ``cases.routed`` and ``queue.<name>``.
+"""The route step, last of the cases hop: ``cases.routed`` and ``queue.<name>``.
 
 A message that opens a case is classified and routed by the rules. A message merged into a
 case that was already routed follows that case: same queue, priority and due times, written
 to the case's queue as an update (``case.action = "merged"``, ``routing.follows_case``), so
 the agent handling the case sees the customer's follow-up and the case is not routed twice.
-The routing of each case is kept in the Table ``route-cases`` (key: account id, the key of
-``cases.updates``, so writes are co-partitioned with the input).
+The routing of each case is kept in the table ``route-cases`` (key: account id, the key of
+the hop's input ``messages.accepted``, so writes are co-partitioned with it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
-from pipeline.kafka import ensure_topics
 from pipeline.route.core import (
     follow_case,
     needs_refresh,
@@ -23,7 +22,7 @@ from pipeline.route.core import (
     route_case,
 )
 from pipeline.route.reload import RulesHolder
-from pipeline.stage import Output, RecordMeta, StageContext
+from pipeline.stage import Output, RecordMeta, StageContext, Step
 from pipeline.topics import QUEUE_TOPIC_PREFIX, Topic, spec
 
 log = logging.getLogger(__name__)
@@ -33,19 +32,18 @@ STAGE = "route"
 CASES_PER_ACCOUNT = 200
 
 
-def register(ctx: StageContext) -> None:
+def build(ctx: StageContext) -> Step:
     config = ctx.settings.route
     metrics = ctx.stage_metrics(STAGE)
     holder = RulesHolder(config.rules_path, metrics)
     holder.load()
-    table = ctx.app.Table("route-cases", default=None, partitions=ctx.settings.kafka.partitions)
+    table = ctx.table("route-cases")
     queues_ready: set[str] = set()
 
     async def ensure_queues(names: list[str]) -> None:
         missing = [n for n in names if n not in queues_ready]
         if missing:
-            await ensure_topics(ctx.settings.kafka,
-                                extra=[spec(f"{QUEUE_TOPIC_PREFIX}{n}") for n in missing])
+            await ctx.ensure_topics([spec(f"{QUEUE_TOPIC_PREFIX}{n}") for n in missing])
             queues_ready.update(missing)
 
     async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:
@@ -83,14 +81,14 @@ def register(ctx: StageContext) -> None:
         return [Output(Topic.ROUTED, key, envelope),
                 Output(f"{QUEUE_TOPIC_PREFIX}{routing.queue}", key, envelope)]
 
-    ctx.envelope_agent(STAGE, Topic.CASE_UPDATES, handle)
-
-    @ctx.app.timer(config.reload_interval_seconds, name="route-rules-reload")
     async def reload_rules() -> None:
         if holder.reload() and holder.rules is not None:
             await ensure_queues(holder.rules.queue_names())
 
-    @ctx.app.task
     async def create_queue_topics() -> None:
         if holder.rules is not None:
             await ensure_queues(holder.rules.queue_names())
+
+    ctx.timer(config.reload_interval_seconds, "route-rules-reload", reload_rules)
+    ctx.task(create_queue_topics)
+    return Step(STAGE, handle)

@@ -279,13 +279,34 @@ CHECKS: tuple[tuple[QuarantineReason, Check], ...] = (
 )
 
 
-def judge(env: Envelope, policy: SpamPolicy) -> SpamVerdict:
-    """The first enabled rule that fires quarantines the message; otherwise it is accepted."""
+# Checks that need no content (no transcript): run before a recording is transcribed.
+WITHOUT_CONTENT = frozenset({R.AUTO_REPLY, R.UNIDENTIFIED, R.EMAIL_POLICY})
+
+
+def _first_finding(env: Envelope, policy: SpamPolicy,
+                   checks: tuple[tuple[QuarantineReason, Check], ...]) -> Finding | None:
     tier = env.identity.tier if env.identity else None
-    for reason, check in CHECKS:
+    for reason, check in checks:
         if not policy.enabled(reason, env.channel.value, tier):
             continue
         finding = check(env, policy)
         if finding is not None:
-            return finding.verdict()
-    return review_flags(env, policy)
+            return finding
+    return None
+
+
+def judge(env: Envelope, policy: SpamPolicy) -> SpamVerdict:
+    """The first enabled rule that fires quarantines the message; otherwise it is accepted."""
+    finding = _first_finding(env, policy, CHECKS)
+    return finding.verdict() if finding is not None else review_flags(env, policy)
+
+
+def judge_without_content(env: Envelope, policy: SpamPolicy) -> SpamVerdict:
+    """The verdict of the checks that need no content; accepted here means "transcribe it".
+
+    The same rules in the same order as ``judge``: a message they pass is judged in full
+    once transcribed, and ends as ``judge`` alone would have ended it.
+    """
+    finding = _first_finding(env, policy,
+                             tuple(c for c in CHECKS if c[0] in WITHOUT_CONTENT))
+    return finding.verdict() if finding is not None else SpamVerdict(quarantined=False)

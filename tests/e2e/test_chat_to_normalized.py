@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from connectors.chat.contract import sign
-from tests.fixtures.broker import override
+from tests.fixtures.broker import override, tapped
 from tests.fixtures.kafka_io import KafkaIO
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ async def test_signed_chat_messages_arrive_once_and_rejects_produce_nothing(
     connector = pipeline_process(["connector", "chat"], settings,
                                  ready="event=connectors_started")
     url = endpoint(connector)
-    pipeline_process(["worker", "--stages", "ingest"], settings)
+    pipeline_process(["worker", "--stages", "ingest"], tapped(settings, "messages.normalized"))
 
     good = [chat_body("m-1", "L'impression des étiquettes ne marche plus"),
             chat_body("m-2", "Où   configurer la TVA ?")]
@@ -105,9 +105,12 @@ async def test_pipeline_run_starts_its_own_broker_and_stops_cleanly(settings, pi
     assert status == 202
 
     io = KafkaIO(override(embedded, kafka={"bootstrap": bootstrap}))
-    out = await io.read("messages.normalized", until=lambda rs: any(
+    # No directory loaded: the sender is unknown, so the message is quarantined, with why.
+    out = await io.read("messages.spam", until=lambda rs: any(
         r.value["id"] == answer["id"] for r in rs))
-    assert any(r.value["text"] == "Bonjour, la facture FA-2026-118 est fausse" for r in out)
+    [quarantined] = [r.value for r in out if r.value["id"] == answer["id"]]
+    assert quarantined["text"] == "Bonjour, la facture FA-2026-118 est fausse"
+    assert quarantined["spam"]["reason"] == "unidentified"
 
     assert proc.stop(signal.SIGTERM) == 0
     host, port = bootstrap.split(":")

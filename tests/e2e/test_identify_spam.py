@@ -1,7 +1,7 @@
-"""Identify + spam filter on the real broker, through the real CLI and a real worker.
+"""The intake hop (ingest → identify → spam filter) on the real broker, through the real
+CLI and a real worker.
 
-Directory imported with ``pipeline directory import``; envelopes produced to
-messages.transcribed; every input must come out exactly once on messages.accepted or
+Directory imported with ``pipeline directory import``; envelopes produced to inbound.raw; every input must come out exactly once on messages.accepted or
 messages.spam, with the right identity, key and reason. Then the directory changes while
 the worker runs, a quarantined message is released, and the per-reason counts show up on
 pipeline.metrics.
@@ -155,7 +155,7 @@ async def test_identify_and_quarantine_on_the_real_broker(settings, kafka_io, pi
     assert "5 employee(s) published, 0 unchanged, 0 deleted, 1 row(s) skipped" in imported.stdout
 
     pipeline_process(["worker", "--stages", "identify,spamfilter"], settings)
-    await kafka_io.produce("messages.transcribed",
+    await kafka_io.produce("inbound.raw",
                            [(e.sender_key, e.to_bytes()) for e, _, _ in CASES])
 
     by_source = await read_outcomes(kafka_io, {e.source_id for e, _, _ in CASES})
@@ -172,7 +172,8 @@ async def test_identify_and_quarantine_on_the_real_broker(settings, kafka_io, pi
             spam = record.value["spam"]
             assert spam["quarantined"] and spam["reason"] == expected, spam
             assert spam["rule"].startswith(expected) and spam["explanation"]
-        assert [m["stage"] for m in record.value["trace"]] == ["identify", "spamfilter"]
+        assert [m["stage"] for m in record.value["trace"]] == [
+            "ingest", "identify", "spamfilter"]
 
     known = by_source["wa-known"].value["identity"]
     assert (known["employee_name"], known["tier"], known["matched_by"]) == (
@@ -194,7 +195,7 @@ async def test_identify_and_quarantine_on_the_real_broker(settings, kafka_io, pi
     assert "1 employee(s) published, 4 unchanged, 1 deleted" in pruned.stdout, pruned.stderr
     later = [whatsapp("wa-now-known", "+33600000001", "Bonjour, ma caisse ne démarre plus"),
              whatsapp("wa-pruned", "+33781223344", "La caisse 2 affiche une erreur 0x1F")]
-    await kafka_io.produce("messages.transcribed", [(e.sender_key, e.to_bytes()) for e in later])
+    await kafka_io.produce("inbound.raw", [(e.sender_key, e.to_bytes()) for e in later])
     by_source = await read_outcomes(kafka_io, {e.source_id for e in later})
     assert by_source["wa-now-known"].topic == "messages.accepted"
     assert by_source["wa-now-known"].value["identity"]["employee_name"] == "Léa Fontaine"

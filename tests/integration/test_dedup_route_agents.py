@@ -1,4 +1,5 @@
-"""Dedup and route on the real broker: messages.accepted → cases.updates → queue.<name>.
+"""The cases hop on the real broker: messages.accepted → dedup → route → queue.<name>
+(``cases.updates`` tapped, to watch dedup's decisions).
 
 One worker (``--stages dedup,route``) for the whole story: a customer's order problem opens
 a case and lands in the tech queue, the follow-up merges and follows it, a VAT question
@@ -19,6 +20,7 @@ import pytest
 
 from pipeline.envelope import Channel, Envelope, Identity, Sender
 from pipeline.route.commands import replay
+from tests.fixtures.broker import tapped
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +66,8 @@ async def test_messages_become_cases_in_agent_queues(settings, kafka_io, pipelin
         ("acct-martin", order.to_bytes()), ("acct-martin", follow.to_bytes()),
         ("acct-martin", order.to_bytes()),  # at-least-once redelivery
         ("acct-martin", vat.to_bytes())])
-    worker = pipeline_process(["worker", "--stages", "dedup,route"], settings)
+    worker = pipeline_process(["worker", "--stages", "dedup,route"],
+                              tapped(settings, "cases.updates"))
 
     updates = await kafka_io.read("cases.updates", count=4)
     cases = [(r.value["source_id"], r.value["case"]["action"], r.value["case"]["case_id"])

@@ -20,7 +20,7 @@ from pipeline.broker import EmbeddedBroker
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from tests import email_samples as samples
-from tests.fixtures.broker import override
+from tests.fixtures.broker import override, tapped
 from tests.fixtures.dovecot import PASSWORD
 from tests.fixtures.kafka_io import KafkaIO
 from tests.fixtures.reliability import frozen
@@ -374,7 +374,7 @@ async def test_distinct_mails_sharing_a_message_id_both_reach_ingest_and_a_retry
     assert {r.value["source_id"] for r in raw} == {"<plain-1@boulangerie-martin.fr>"}
     assert len({r.value["id"] for r in raw}) == 2, "the copy has the id of the first"
 
-    pipeline_process(["worker", "--stages", "ingest"], conf)
+    pipeline_process(["worker", "--stages", "ingest"], tapped(conf, "messages.normalized"))
     out = await kafka_io.read("messages.normalized", count=2, timeout=90, quiet=2.0)
     texts = [r.value["text"] for r in out]
     assert len(out) == 2, f"expected two messages, got {texts}"

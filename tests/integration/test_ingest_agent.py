@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.envelope import Channel, Envelope, Sender
+from tests.fixtures.broker import tapped
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ async def test_ingest_normalises_drops_retries_and_dead_letters(settings, kafka_
         (first.sender_key, b"{not json"),
         (second.sender_key, second.to_bytes()),
     ])
-    pipeline_process(["worker", "--stages", "ingest"], settings)
+    pipeline_process(["worker", "--stages", "ingest"], tapped(settings, "messages.normalized"))
 
     out = await kafka_io.read("messages.normalized", count=2, quiet=2.0)
     dead = await kafka_io.read("pipeline.deadletter", count=1)

@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from tests.fixtures.broker import tapped
 from tests.fixtures.ops import chat_envelope
 
 pytestmark = pytest.mark.slow
@@ -45,14 +46,14 @@ async def produce_stream(kafka_io, first: int, last: int, *, pace: float = 0.02)
 async def interrupt_mid_stream(settings, kafka_io, pipeline_process, sig: int):  # type: ignore[no-untyped-def]
     await kafka_io.create_topics()
     expected = {chat_envelope(n).id: chat_envelope(n) for n in range(STREAM)}
-    worker = pipeline_process(["worker", "--stages", "ingest"], settings)
+    worker = pipeline_process(["worker", "--stages", "ingest"], tapped(settings, "messages.normalized"))
     stream = asyncio.create_task(produce_stream(kafka_io, 0, STREAM))
     seen = await kafka_io.read("messages.normalized", count=KILL_AFTER, timeout=60)
     code = await asyncio.to_thread(worker.stop, sig)
     stopped_at = len(await kafka_io.read("messages.normalized", count=STREAM, timeout=2))
     assert len(seen) >= KILL_AFTER
     await stream
-    pipeline_process(["worker", "--stages", "ingest"], settings)
+    pipeline_process(["worker", "--stages", "ingest"], tapped(settings, "messages.normalized"))
     out = await kafka_io.read(
         "messages.normalized", timeout=60, quiet=2.0,
         until=lambda records: expected.keys() <= {r.value["id"] for r in records})

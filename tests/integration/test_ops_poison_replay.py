@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.ops import status
 from pipeline.ops.config import MetricsConfig
+from tests.fixtures.broker import tapped
 from tests.fixtures.ops import chat_envelope
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,8 @@ async def test_poison_message_is_dead_lettered_once_seen_and_replayed_once(
                                            (after.sender_key, after.to_bytes())])
     worker_settings = settings.model_copy(update={
         "metrics": MetricsConfig(enabled=True, host="127.0.0.1", port=0)})
-    worker = pipeline_process(["worker", "--stages", "ingest"], worker_settings)
+    worker = pipeline_process(["worker", "--stages", "ingest"],
+                              tapped(worker_settings, "messages.normalized"))
     url = re.search(r"url=(\S+)", worker.wait_for("event=metrics_endpoint")).group(1)
 
     out = await kafka_io.read("messages.normalized", count=2, quiet=1.0)

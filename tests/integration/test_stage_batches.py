@@ -1,4 +1,4 @@
-"""The stage runtime's batches on the real broker: no message lost or doubled, table writes on
+"""The hop runtime's batches on the real broker: no message lost or doubled, table writes on
 the right partition.
 
 Found by bench/pipeline_throughput.py: while a handler awaited (identify waits for the
@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.envelope import Envelope
-from tests.fixtures.broker import override
+from tests.fixtures.broker import override, tapped
 from tests.fixtures.kafka_io import KafkaIO
 from tests.fixtures.ops import chat_envelope
 
@@ -46,9 +46,10 @@ async def test_an_awaiting_stage_neither_drops_nor_doubles_messages(settings, pi
     kafka_io = KafkaIO(settings)
     await kafka_io.create_topics()
     envelopes = [chat_envelope(n, accounts=97) for n in range(BACKLOG)]
-    await produce_backlog(kafka_io, "messages.transcribed", envelopes)
+    await produce_backlog(kafka_io, "inbound.raw", envelopes)
     # identify awaits the directory reader's catch-up for every batch of older messages
-    pipeline_process(["worker", "--stages", "identify"], settings)
+    pipeline_process(["worker", "--stages", "identify"],
+                     tapped(settings, "messages.identified"))
 
     expected = {e.id for e in envelopes}
     out = await kafka_io.read(
@@ -68,12 +69,12 @@ async def test_dedup_writes_each_account_to_its_own_partition(settings, pipeline
     await kafka_io.create_topics()
     envelopes = [chat_envelope(n, accounts=97) for n in range(600)]
     await produce_backlog(kafka_io, "messages.accepted", envelopes, key="account")
-    pipeline_process(["worker", "--stages", "dedup"], settings)
+    pipeline_process(["worker", "--stages", "dedup"], tapped(settings, "cases.updates"))
 
     updates = await kafka_io.read("cases.updates", count=len(envelopes), timeout=120)
     partition_of = {r.key: r.partition for r in updates}
     changelog = await kafka_io.read(
-        f"{settings.worker.app_id}-dedup-dedup-open-cases-changelog", prefixed=False,
+        f"{settings.worker.app_id}-cases-dedup-open-cases-changelog", prefixed=False,
         until=lambda records: {json.loads(r.key) for r in records} >= partition_of.keys())
 
     wrong: dict[str, set[int]] = defaultdict(set)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.envelope import Channel, Envelope, Sender
-from tests.fixtures.broker import override
+from tests.fixtures.broker import override, tapped
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ async def test_blob_store_outage_pauses_ingest_and_nothing_is_dead_lettered(
     settings = override(settings, ingest={"max_text_chars": 500}, blobs={"url": str(blobs)},
                         worker={"retry_initial_seconds": 0.2, "retry_max_seconds": 1.0})
     await kafka_io.create_topics()
-    worker = pipeline_process(["worker", "--stages", "ingest"], settings)
+    worker = pipeline_process(["worker", "--stages", "ingest"], tapped(settings, "messages.normalized"))
 
     first = long_message(1)
     await kafka_io.produce("inbound.raw", [(first.sender_key, first.to_bytes())])

@@ -1,4 +1,6 @@
-"""`pipeline worker --stages transcribe` alone on the real broker, with the real model."""
+"""`pipeline worker --stages transcribe` alone on the real broker, with the real model: the
+transcription hop (``transcribe.audio`` → transcribe → spam content checks →
+``messages.accepted`` / ``messages.spam``), as GPU workers run it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.blobstore import BlobStore
-from pipeline.envelope import Attachment, AttachmentKind, Channel, Envelope, Sender
+from pipeline.envelope import Attachment, AttachmentKind, Channel, Envelope, Identity, Sender
+from tests.fixtures.broker import tapped
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +20,12 @@ CUSTOMER = Sender(phone="+33612345678", whatsapp_id="whatsapp:+33612345678",
 
 def whatsapp(source_id: str, text: str = "", *, audio: Attachment | None = None,
              sender: Sender = CUSTOMER) -> Envelope:
+    """As the intake hop hands it on: identified (account language French)."""
     return Envelope(channel=Channel.WHATSAPP, source_id=source_id,
                     received_at=datetime(2026, 11, 23, 9, 30, tzinfo=UTC), sender=sender,
-                    text=text, attachments=[audio] if audio else [])
+                    text=text, attachments=[audio] if audio else [],
+                    identity=Identity(identified=True, account_id="ACC-77", language="fr",
+                                      tier="standard", matched_by="phone"))
 
 
 def voice_note(blobs: BlobStore, data: bytes) -> Attachment:
@@ -28,7 +34,7 @@ def voice_note(blobs: BlobStore, data: bytes) -> Attachment:
                       size=stored.size, uri=stored.uri, sha256=stored.sha256)
 
 
-async def test_voice_note_is_transcribed_and_text_behind_it_is_not_held_up(
+async def test_voice_notes_are_transcribed_in_the_account_language_and_judged(
         settings, kafka_io, pipeline_process, audio_clips, whisper_cache_dir):
     settings = settings.model_copy(update={"transcribe": settings.transcribe.model_copy(
         # concurrency 2: the voice note and the broken one are transcribed side by side.
@@ -37,26 +43,18 @@ async def test_voice_note_is_transcribed_and_text_behind_it_is_not_held_up(
     await kafka_io.create_topics()
     blobs = BlobStore(settings.blobs.url)
     voice = whatsapp("SMvoice1", audio=voice_note(blobs, audio_clips.bytes("long_voice_note_ogg")))
-    text = whatsapp("SMtext2", "Je vous ai laissé un message vocal pour la facture.")
     broken = whatsapp("SMbroken3", audio=voice_note(blobs, audio_clips.bytes("corrupt_ogg")),
                       sender=Sender(phone="+33699887766", whatsapp_id="whatsapp:+33699887766"))
-    # The voice note first, then a text of the same sender (same key, same partition): with
-    # in-order processing the text would wait for the transcription.
-    await kafka_io.produce("messages.normalized", [
-        (voice.sender_key, voice.to_bytes()),
-        (text.sender_key, text.to_bytes()),
-        (broken.sender_key, broken.to_bytes()),
-    ])
-    worker = pipeline_process(["worker", "--stages", "transcribe"], settings)
+    await kafka_io.produce("transcribe.audio", [("ACC-77", voice.to_bytes()),
+                                                ("ACC-77", broken.to_bytes())])
+    worker = pipeline_process(["worker", "--stages", "transcribe"],
+                              tapped(settings, "messages.transcribed"))
 
-    out = await kafka_io.read("messages.transcribed", count=3, timeout=120, quiet=1.0)
+    out = await kafka_io.read("messages.transcribed", count=2, timeout=120, quiet=1.0)
     by_id = {r.value["source_id"]: r for r in out}
-    assert sorted(by_id) == ["SMbroken3", "SMtext2", "SMvoice1"]
-
-    voice_out, text_out = by_id["SMvoice1"], by_id["SMtext2"]
-    assert voice_out.key == text_out.key == voice.sender_key
-    assert voice_out.partition == text_out.partition
-    assert text_out.offset < voice_out.offset, "the text waited behind the voice note"
+    assert sorted(by_id) == ["SMbroken3", "SMvoice1"]
+    voice_out = by_id["SMvoice1"]
+    assert voice_out.key == "ACC-77"
 
     [transcript] = voice_out.value["transcripts"]
     words = transcript["text"].lower()
@@ -67,13 +65,16 @@ async def test_voice_note_is_transcribed_and_text_behind_it_is_not_held_up(
     assert transcript["duration_s"] > 8
     assert not transcript.get("no_speech")
 
-    assert text_out.value["text"] == text.text
-    assert "transcripts" not in text_out.value or text_out.value["transcripts"] == []
-    assert [m["stage"] for m in text_out.value["trace"]] == ["transcribe"]
-
     [failed] = by_id["SMbroken3"].value["transcripts"]
     assert failed["error"].startswith("corrupt_audio"), failed
     assert failed.get("text", "") == ""
+
+    # Then the spam filter's content checks, in the same hop: the spoken request is accepted.
+    accepted = await kafka_io.read("messages.accepted", until=lambda rs: any(
+        r.value["source_id"] == "SMvoice1" for r in rs), timeout=30)
+    [case] = [r for r in accepted if r.value["source_id"] == "SMvoice1"]
+    assert [m["stage"] for m in case.value["trace"]] == ["transcribe", "spamfilter"]
+    assert case.value["transcripts"][0]["text"] == transcript["text"]
 
     dead = await kafka_io.read("pipeline.deadletter", timeout=1.0)
     assert dead == []

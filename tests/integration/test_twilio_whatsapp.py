@@ -21,6 +21,7 @@ from connectors.twilio import whatsapp
 from connectors.twilio.checkpoint import checkpoint_key, read_checkpoint
 from pipeline.blobstore import BlobStore
 from pipeline.broker import EmbeddedBroker
+from tests.fixtures.broker import tapped
 from tests.fixtures.twilio_cloud import ACCOUNT_SID, API, AUTH_TOKEN, CloudMessage
 from tests.integration.twilio_helpers import (
     CUSTOMER,
@@ -216,7 +217,7 @@ async def test_duplicates_and_missed_webhook_reach_ingest_once(settings, kafka_i
     raw = await kafka_io.read("inbound.raw", count=6)
     assert sorted(r.value["source_id"] for r in raw) == sorted(
         ["SMaaaa"] * 4 + ["SMbbbb"] * 2)
-    pipeline_process(["worker", "--stages", "ingest"], settings)
+    pipeline_process(["worker", "--stages", "ingest"], tapped(settings, "messages.normalized"))
     normalized = await kafka_io.read("messages.normalized", count=2, quiet=3.0)
     assert sorted(r.value["source_id"] for r in normalized) == ["SMaaaa", "SMbbbb"]
     recovered = next(r.value for r in normalized if r.value["source_id"] == "SMbbbb")
