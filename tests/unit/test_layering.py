@@ -38,7 +38,7 @@ def contract_layers() -> list[str]:
 def test_no_layer_imports_a_higher_one() -> None:
     result = lint_imports(PYPROJECT, ROOT)
     assert result.returncode == 0, f"the layering is broken:\n{result.stdout}{result.stderr}"
-    assert "1 kept, 0 broken" in result.stdout
+    assert "0 broken" in result.stdout
 
 
 def test_every_module_belongs_to_a_layer() -> None:
