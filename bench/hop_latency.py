@@ -1,8 +1,9 @@
-"""Latency of one stage hop (inbound.raw → ingest → messages.normalized), one message at a time.
+"""Latency of one hop (inbound.raw → intake: ingest → identify → spamfilter → messages.spam,
+the sender being unknown), one message at a time.
 
     .venv/bin/python bench/hop_latency.py [--messages 20]
 
-Runs the ingest worker twice in the same run: with faust's hard-coded consumer fetch wait
+Runs the intake worker twice in the same run: with faust's hard-coded consumer fetch wait
 (1500 ms) and with ours (``worker.fetch_max_wait_ms``, default 100), and prints p50/max
 latency and their ratio.
 """
@@ -46,7 +47,7 @@ async def hop_latencies(bootstrap: str, fetch_wait_ms: int, n: int) -> list[floa
         if "event=worker_ready" in line:
             break
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-    consumer = AIOKafkaConsumer(f"{prefix}messages.normalized", bootstrap_servers=bootstrap,
+    consumer = AIOKafkaConsumer(f"{prefix}messages.spam", bootstrap_servers=bootstrap,
                                 auto_offset_reset="latest", fetch_max_wait_ms=20)
     await producer.start()
     await consumer.start()

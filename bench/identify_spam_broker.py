@@ -1,11 +1,12 @@
 """identify + spamfilter through a real worker on the embedded broker.
 
 Run: /work/venv/bin/python bench/identify_spam_broker.py [N]
-A backlog of N envelopes (half known senders) waits on messages.transcribed; a worker with
-``--stages identify,spamfilter`` starts; we time from its readiness to the last output on
-messages.accepted + messages.spam. Then the same with messages produced one by one while
-the worker runs (live), where read-your-writes costs one ListOffsets per message; each
-mode with identify.read_your_writes on and off, in the same run.
+A backlog of N envelopes (half known senders) waits on inbound.raw; a worker with
+``--stages identify,spamfilter`` (the intake hop, ingest included) starts; we time from its
+readiness to the last output on messages.accepted + messages.spam. Then the same with
+messages produced one by one while the worker runs (live), where read-your-writes costs
+one ListOffsets per message; each mode with identify.read_your_writes on and off, in the
+same run.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def run_case(bootstrap: str, tmp: Path, n: int, live: bool,
     asyncio.run(produce(bootstrap, f"{prefix}directory.employees", directory))
     if not live:
         records = [envelope(i, prefix) for i in range(n)]
-        asyncio.run(produce(bootstrap, f"{prefix}messages.transcribed", records))
+        asyncio.run(produce(bootstrap, f"{prefix}inbound.raw", records))
     config = tmp / f"{prefix}yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
     worker = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config),
@@ -122,7 +123,7 @@ def run_case(bootstrap: str, tmp: Path, n: int, live: bool,
             started = time.monotonic()
             counting = asyncio.create_task(collect(bootstrap, prefix, n))
             if live:
-                await produce(bootstrap, f"{prefix}messages.transcribed", live=(n, prefix),
+                await produce(bootstrap, f"{prefix}inbound.raw", live=(n, prefix),
                               pace=0.002)
             last, latencies = await counting
             return last - started, latencies

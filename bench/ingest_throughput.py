@@ -1,4 +1,7 @@
-"""Ingest stage throughput vs a raw aiokafka consume→produce loop, same broker, same run.
+"""Ingest throughput vs a raw aiokafka consume→produce loop, same broker, same run.
+
+Ingest runs inside the intake hop (with identify and the spam filter after it);
+``messages.normalized`` is tapped so that its output can be counted like the raw loop's.
 
     .venv/bin/python bench/ingest_throughput.py [--messages 20000] [--rounds 2]
 
@@ -119,7 +122,8 @@ def start_worker(bootstrap: str, prefix: str, workdir: Path) -> tuple[subprocess
     settings = load_settings(None, kafka={"bootstrap": bootstrap, "embedded": True, "topic_prefix": prefix,
                                           "partitions": 4},
                              worker={"app_id": f"bench-{prefix.rstrip('.')}",
-                                     "data_dir": str(workdir / "worker")},
+                                     "data_dir": str(workdir / "worker"),
+                                     "taps": ["messages.normalized"]},
                              blobs={"url": str(workdir / "blobs")}, log={"level": "info"})
     config = workdir / f"{prefix}yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)

@@ -16,12 +16,12 @@ from datetime import datetime
 import mode
 from aiohttp import web
 
+from connectors.settings import ConnectorSettings
 from pipeline.blobstore import BlobStore
+from pipeline.clock import utcnow
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Envelope
 from pipeline.kafka import AckedProducer
-from pipeline.settings import Settings
-from pipeline.stage import utcnow
 from pipeline.stages import module_exists
 from pipeline.topics import Topic
 
@@ -36,7 +36,7 @@ CONNECTORS: dict[str, str] = {
 }
 
 
-def enabled_connectors(settings: Settings) -> list[str]:
+def enabled_connectors(settings: ConnectorSettings) -> list[str]:
     """Connectors switched on in the settings (``<name>.enabled``) and installed."""
     flags = {
         "chat": settings.chat.enabled,
@@ -69,7 +69,7 @@ class InboundPublisher:
 class ConnectorHub(mode.Service):
     """Owns the producer, the aiohttp server and the pollers of the installed connectors."""
 
-    def __init__(self, settings: Settings, names: list[str], *,
+    def __init__(self, settings: ConnectorSettings, names: list[str], *,
                  clock: Callable[[], datetime] = utcnow, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
@@ -123,6 +123,6 @@ class ConnectorHub(mode.Service):
         return web.json_response({"status": "ok", "connectors": self.names})
 
 
-def _largest_body(settings: Settings) -> int:
+def _largest_body(settings: ConnectorSettings) -> int:
     # aiohttp refuses larger bodies itself; each connector checks its own, smaller limit.
     return max(settings.chat.max_body_bytes, 1024 * 1024) + 1024

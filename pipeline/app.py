@@ -24,7 +24,7 @@ from pipeline.blobstore import BlobStore
 from pipeline.chain import Chain, build_chains
 from pipeline.faust_app import PipelineApp, flush_completely
 from pipeline.kafka import ensure_topics, gapguard, metadataguard
-from pipeline.settings import Settings
+from pipeline.runtime_settings import RuntimeSettings
 from pipeline.stage import (
     Clock,
     Output,
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 PRODUCER_BUFFER_MESSAGES = 5000
 
 
-def app_id(settings: Settings, hops: list[HopSpec], all_hops: list[HopSpec]) -> str:
+def app_id(settings: RuntimeSettings, hops: list[HopSpec], all_hops: list[HopSpec]) -> str:
     """The consumer group: workers running the same hops share it and split partitions.
 
     A worker running a subset (e.g. ``--stages transcribe`` on GPU machines) gets its own
@@ -54,7 +54,7 @@ def app_id(settings: Settings, hops: list[HopSpec], all_hops: list[HopSpec]) -> 
     return f"{base}-{'-'.join(h.name for h in hops)}"
 
 
-def faust_options(settings: Settings) -> dict[str, Any]:
+def faust_options(settings: RuntimeSettings) -> dict[str, Any]:
     w, k = settings.worker, settings.kafka
     options: dict[str, Any] = {
         "broker": f"kafka://{k.bootstrap}",
@@ -121,7 +121,7 @@ def _meta(topic: str, event: EventT) -> RecordMeta:
 class FaustContext(StageContext):
     """The stage contract on a faust app: tables are faust Tables, sends faust's producer."""
 
-    def __init__(self, app: faust.App, settings: Settings, blobs: BlobStore,
+    def __init__(self, app: faust.App, settings: RuntimeSettings, blobs: BlobStore,
                  *, worker_name: str = "worker", clock: Clock = utcnow) -> None:
         super().__init__(settings, blobs, worker_name=worker_name, clock=clock)
         self.app = app
@@ -209,7 +209,7 @@ class FaustContext(StageContext):
         self.app.agent(self.topic(source), name=chain.hop.name)(agent)
 
 
-def create_app(settings: Settings, stages: list[str] | None = None,
+def create_app(settings: RuntimeSettings, stages: list[str] | None = None,
                *, clock: Clock = utcnow) -> tuple[faust.App, FaustContext]:
     """A faust app running the hops ``stages`` choose (all installed ones by default)."""
     hops = resolve_hops(stages)

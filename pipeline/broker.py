@@ -14,10 +14,14 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
-from pipeline.errors import EmbeddedBrokerError
+from pipeline.errors import ConfigError, EmbeddedBrokerError
+from pipeline.runtime_settings import BrokerSettings
 
 log = logging.getLogger(__name__)
+
+SettingsT = TypeVar("SettingsT", bound=BrokerSettings)
 
 EMBEDDED_WARNING = (
     "embedded in-memory broker: for trying the pipeline and for tests only; "
@@ -125,3 +129,19 @@ def running_embedded_bootstrap(path: Path = STATE_FILE) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return str(state["bootstrap"])
+
+
+def with_broker(settings: SettingsT) -> SettingsT:
+    """Settings pointing at the configured broker, or at a running ``pipeline run``'s.
+
+    For the commands that talk to a broker someone else runs (``pipeline worker``,
+    ``send``, ``tail``, the stages' and operators' commands).
+    """
+    if settings.kafka.bootstrap:
+        return settings
+    bootstrap = running_embedded_bootstrap()
+    if bootstrap is None:
+        raise ConfigError("no broker: set kafka.bootstrap (PIPELINE_KAFKA_BOOTSTRAP) or start "
+                          "`pipeline run` (embedded broker) in another terminal")
+    return settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap, "embedded": True})})

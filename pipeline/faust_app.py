@@ -27,7 +27,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
 from pipeline.kafka import gapguard, true_ends
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 
 log = logging.getLogger("pipeline.tables")
 

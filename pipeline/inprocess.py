@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.blobstore import BlobStore
 from pipeline.chain import Chain, build_chains
 from pipeline.envelope import Envelope
-from pipeline.settings import Settings
+from pipeline.runtime_settings import RuntimeSettings
 from pipeline.stage import (
     Clock,
     Followed,
@@ -47,7 +47,7 @@ class Written:
 
 
 class InProcessContext(StageContext):
-    def __init__(self, settings: Settings, blobs: BlobStore, *, clock: Clock = utcnow,
+    def __init__(self, settings: RuntimeSettings, blobs: BlobStore, *, clock: Clock = utcnow,
                  side_inputs: dict[str, Any] | None = None) -> None:
         super().__init__(settings, blobs, worker_name="in-process", clock=clock)
         self.tables: dict[str, dict[str, Any]] = {}
@@ -92,7 +92,7 @@ class InProcessContext(StageContext):
 class InProcessPipeline:
     """The hops ``stages`` choose, wired topic to topic in one process."""
 
-    def __init__(self, settings: Settings, *, stages: list[str] | None = None,
+    def __init__(self, settings: RuntimeSettings, *, stages: list[str] | None = None,
                  clock: Clock = utcnow, side_inputs: dict[str, Any] | None = None,
                  blobs: BlobStore | None = None) -> None:
         self.ctx = InProcessContext(settings, blobs or BlobStore(settings.blobs.url),

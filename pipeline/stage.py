@@ -15,26 +15,21 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from pipeline.blobstore import BlobStore
+from pipeline.clock import Clock, utcnow
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Envelope, StageMark
-from pipeline.errors import EnvelopeError, PipelineError
+from pipeline.errors import ConfigError, EnvelopeError, PipelineError
 from pipeline.metrics import StageMetrics
-from pipeline.settings import Settings
+from pipeline.runtime_settings import RuntimeSettings
 from pipeline.topics import Topic, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -122,6 +117,7 @@ class SideInput(Protocol):
 
 
 S = TypeVar("S", bound=SideInput)
+M = TypeVar("M", bound=BaseModel)
 
 
 class Followed(Generic[S]):
@@ -150,14 +146,21 @@ class StageContext(abc.ABC):
     (``pipeline/inprocess.py``, dict tables, no Kafka).
     """
 
-    def __init__(self, settings: Settings, blobs: BlobStore, *, worker_name: str = "worker",
-                 clock: Clock = utcnow) -> None:
+    def __init__(self, settings: RuntimeSettings, blobs: BlobStore, *,
+                 worker_name: str = "worker", clock: Clock = utcnow) -> None:
         self.settings = settings
         self.blobs = blobs
         self.worker_name = worker_name
         self.now = clock
         self.names = TopicNames(settings.kafka.topic_prefix)
         self.metrics: dict[str, StageMetrics] = {}
+
+    def section(self, name: str, model: type[M]) -> M:
+        """The stage's own settings section (``ingest:`` in the file, ``PIPELINE_INGEST_*``)."""
+        value = getattr(self.settings, name, None)
+        if not isinstance(value, model):
+            raise ConfigError(f"settings have no {name!r} section of type {model.__name__}")
+        return value
 
     @abc.abstractmethod
     def table(self, name: str) -> MutableMapping[str, Any]:

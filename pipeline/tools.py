@@ -12,7 +12,10 @@ from pathlib import Path
 from connectors.hub import CONNECTORS, InboundPublisher, enabled_connectors
 from pipeline import runner
 from pipeline.blobstore import BlobStore
-from pipeline.broker import running_embedded_bootstrap
+
+# with_broker lives in the runtime (pipeline.broker); imported here for the commands below
+# and for callers of its old home.
+from pipeline.broker import with_broker
 from pipeline.envelope import AppIdentity, Attachment, Channel, Envelope, Sender
 from pipeline.errors import ConfigError
 from pipeline.kafka import AckedProducer, ensure_topics, follow
@@ -108,18 +111,6 @@ def cmd_connector(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
     runner.run_connectors(settings, [args.name])
     return 0
-
-
-def with_broker(settings: Settings) -> Settings:
-    """Settings pointing at the configured broker, or at a running ``pipeline run``'s."""
-    if settings.kafka.bootstrap:
-        return settings
-    bootstrap = running_embedded_bootstrap()
-    if bootstrap is None:
-        raise ConfigError("no broker: set kafka.bootstrap (PIPELINE_KAFKA_BOOTSTRAP) or start "
-                          "`pipeline run` (embedded broker) in another terminal")
-    return settings.model_copy(update={
-        "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap, "embedded": True})})
 
 
 def build_manual_envelope(args: argparse.Namespace, now: datetime) -> Envelope:

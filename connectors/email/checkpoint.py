@@ -17,7 +17,7 @@ from datetime import datetime
 
 from pipeline.kafka.checkpoints import Checkpoint as StoredCheckpoint
 from pipeline.kafka.checkpoints import load_checkpoints
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 
 
 @dataclass(frozen=True)

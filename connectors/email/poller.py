@@ -24,11 +24,11 @@ from connectors.email.imap import FetchedMessage, Mailbox
 from connectors.email.message import source_id_for, to_envelope
 from connectors.email.mime import ParsedEmail, parse_email
 from connectors.hub import ConnectorHub
+from connectors.settings import ConnectorSettings
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Attachment, Envelope
 from pipeline.errors import BlobStoreError, BrokerError
 from pipeline.kafka import ensure_topics
-from pipeline.settings import Settings
 from pipeline.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def install(hub: ConnectorHub) -> None:
     hub.add_service(EmailPoller(hub, hub.settings.email))
 
 
-async def reconcile(settings: Settings) -> int:
+async def reconcile(settings: ConnectorSettings) -> int:
     """``pipeline connector email --reconcile``: one catch-up pass over every folder from its
     checkpoint (same order of work, same checkpoints), then exit; no IDLE, no waiting."""
     await ensure_topics(settings.kafka)

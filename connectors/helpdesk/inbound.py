@@ -29,7 +29,7 @@ from connectors.helpdesk.signatures import (
 )
 from connectors.helpdesk.zammad import Zammad
 from connectors.hub import ConnectorHub
-from pipeline.dedup.core import CaseEvent
+from pipeline.caseevents import CaseEvent
 from pipeline.errors import BrokerError, InvalidPayload, SignatureError
 from pipeline.topics import Topic
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.dedup.core import CaseEvent
+from pipeline.caseevents import CaseEvent
 from pipeline.errors import InvalidPayload
 
 ZAMMAD_CLOSED = frozenset({"closed"})

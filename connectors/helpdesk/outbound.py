@@ -28,14 +28,14 @@ from connectors.helpdesk.errors import HelpdeskRejected, HelpdeskUnavailable
 from connectors.helpdesk.webhook import SignedWebhook
 from connectors.helpdesk.zammad import Zammad
 from connectors.hub import InboundPublisher
+from connectors.settings import ConnectorSettings
 from pipeline.blobstore import BlobStore
+from pipeline.caseevents import CaseEvent
 from pipeline.deadletter import DeadLetter
-from pipeline.dedup.core import CaseEvent
 from pipeline.envelope import Envelope
 from pipeline.errors import BrokerError, ConfigError, EnvelopeError
 from pipeline.kafka.group import GroupConsumer, GroupRecord
 from pipeline.metrics import StageMetrics
-from pipeline.settings import Settings
 from pipeline.topics import QUEUE_TOPIC_PREFIX, Topic
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def stage_name(helpdesk: str) -> str:
 class HelpdeskOutbound(mode.Service):
     """Consumes the queues and delivers each case to its helpdesk, once."""
 
-    def __init__(self, settings: Settings, publisher: InboundPublisher, blobs: BlobStore,
+    def __init__(self, settings: ConnectorSettings, publisher: InboundPublisher, blobs: BlobStore,
                  clock: Callable[[], datetime], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.config = settings.helpdesk

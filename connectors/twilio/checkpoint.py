@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pipeline.kafka import AckedProducer
 from pipeline.kafka.checkpoints import load_checkpoints, save_checkpoint
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 
 
 def checkpoint_key(account_sid: str, number: str | None) -> str:

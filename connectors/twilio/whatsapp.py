@@ -19,6 +19,7 @@ import mode
 from aiohttp import web
 
 from connectors.hub import ConnectorHub, InboundPublisher
+from connectors.settings import ConnectorSettings
 from connectors.twilio import rest
 from connectors.twilio.checkpoint import checkpoint_key, read_checkpoint, save_listing
 from connectors.twilio.config import TwilioConfig
@@ -37,11 +38,10 @@ from connectors.twilio.webhook import (
     signed_form,
 )
 from pipeline.blobstore import BlobStore
+from pipeline.clock import utcnow
 from pipeline.envelope import Envelope
 from pipeline.errors import BrokerError, InvalidPayload, PipelineError, SignatureError
 from pipeline.kafka import AckedProducer, ensure_topics
-from pipeline.settings import Settings
-from pipeline.stage import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def install(hub: ConnectorHub) -> None:
     hub.web.router.add_post(config.whatsapp_path, receive)
 
 
-async def reconcile_once(settings: Settings, publisher: InboundPublisher,
+async def reconcile_once(settings: ConnectorSettings, publisher: InboundPublisher,
                          producer: AckedProducer, media: MediaFetcher,
                          session: aiohttp.ClientSession, now: datetime) -> int:
     """List since the checkpoint, publish every inbound WhatsApp message, move the checkpoint.
@@ -155,7 +155,7 @@ async def reconcile_once(settings: Settings, publisher: InboundPublisher,
     return len(messages)
 
 
-async def reconcile(settings: Settings) -> int:
+async def reconcile(settings: ConnectorSettings) -> int:
     """``pipeline connector whatsapp --reconcile``: one pass, then exit (0 on success)."""
     # Run alone, nothing else created the topics yet (connectors.state must be compacted).
     await ensure_topics(settings.kafka)

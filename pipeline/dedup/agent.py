@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.core import (
     AccountCases,
     CaseEvent,
@@ -44,7 +45,7 @@ def _load(value: object) -> AccountCases:
 
 
 def build(ctx: StageContext) -> Step:
-    config = ctx.settings.dedup
+    config = ctx.section(STAGE, DedupConfig)
     metrics = ctx.stage_metrics(STAGE)
     partitions = ctx.settings.kafka.partitions
     table = ctx.table("dedup-open-cases")

@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 
+from pipeline.caseevents import CaseEvent
 from pipeline.dedup import similarity as sim
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.refs import ref_key
@@ -80,21 +81,6 @@ class AccountCases(BaseModel):
 
     def find(self, case_id: str) -> OpenCase | None:
         return next((c for c in self.open if c.case_id == case_id), None)
-
-
-class CaseEvent(BaseModel):
-    """A helpdesk event on ``cases.events`` (key: case id). ``account_id`` is required:
-    it is the key of ``messages.accepted`` (account id, or the sender key when unknown)."""
-
-    case_id: str
-    account_id: str
-    event: Literal["closed", "reopened", "merged"]
-    # For "merged": the case that absorbs ``case_id``.
-    into_case_id: str | None = None
-    at: datetime | None = None
-    by: str | None = None
-    # For "reopened" of a case dedup no longer remembers: a subject to compare new messages with.
-    subject: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
 from pipeline.errors import DirectoryUnavailable
+from pipeline.identify.config import IdentifyConfig
 from pipeline.identify.core import identify, partition_key
 from pipeline.identify.reader import DirectoryReader
 from pipeline.stage import Output, RecordMeta, StageContext, Step
@@ -18,7 +19,7 @@ STAGE = "identify"
 
 
 def build(ctx: StageContext) -> Step:
-    config = ctx.settings.identify
+    config = ctx.section(STAGE, IdentifyConfig)
     metrics = ctx.stage_metrics(STAGE)
     # Every worker reads the whole directory topic (no group): a GlobalTable equivalent
     # we control, so a lookup can wait for changes made before the message was sent.

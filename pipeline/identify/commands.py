@@ -7,15 +7,25 @@ import asyncio
 import contextlib
 import json
 import sys
+from typing import Protocol
 
+from pipeline.broker import with_broker
 from pipeline.errors import ConfigError
 from pipeline.identify.addresses import canonical
+from pipeline.identify.config import IdentifyConfig
 from pipeline.identify.directory import DirectoryEmployee
 from pipeline.identify.importfile import read_directory_file
 from pipeline.identify.reader import DirectoryReader
 from pipeline.kafka import AckedProducer, ensure_topics
-from pipeline.settings import Settings
+from pipeline.runtime_settings import BrokerSettings
 from pipeline.topics import Topic
+
+
+class DirectorySettings(BrokerSettings, Protocol):
+    """What these commands read of the pipeline's settings (``pipeline.settings.Settings``)."""
+
+    @property
+    def identify(self) -> IdentifyConfig: ...
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -37,13 +47,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     look.set_defaults(func=cmd_lookup)
 
 
-def _with_broker(settings: Settings) -> Settings:
-    from pipeline.tools import with_broker
-
-    return with_broker(settings)
-
-
-def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_import(args: argparse.Namespace, settings: DirectorySettings) -> int:
     region = settings.identify.default_region
     result = read_directory_file(args.file, region)
     for problem in result.problems:
@@ -51,14 +55,14 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         print(f"{len(result.employees)} employee(s) valid, {len(result.problems)} row(s) skipped")
         return 1 if result.problems else 0
-    settings = _with_broker(settings)
+    settings = with_broker(settings)
     upserts, unchanged, deletes = asyncio.run(_publish(settings, result.employees, args.prune))
     print(f"{upserts} employee(s) published, {unchanged} unchanged, {deletes} deleted, "
           f"{len(result.problems)} row(s) skipped")
     return 1 if result.problems else 0
 
 
-async def _publish(settings: Settings, employees: list[DirectoryEmployee],
+async def _publish(settings: DirectorySettings, employees: list[DirectoryEmployee],
                    prune: bool) -> tuple[int, int, int]:
     """Publish what changed (upserts), and with ``prune`` tombstones for the missing."""
     await ensure_topics(settings.kafka)
@@ -76,7 +80,7 @@ async def _publish(settings: Settings, employees: list[DirectoryEmployee],
     return len(changed), len(employees) - len(changed), len(gone)
 
 
-async def _load(settings: Settings) -> DirectoryReader:
+async def _load(settings: DirectorySettings) -> DirectoryReader:
     reader = DirectoryReader(settings.kafka, settings.identify.default_region)
     await reader.start()
     task = asyncio.create_task(reader.run())
@@ -90,11 +94,11 @@ async def _load(settings: Settings) -> DirectoryReader:
     return reader
 
 
-def cmd_lookup(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_lookup(args: argparse.Namespace, settings: DirectorySettings) -> int:
     key = canonical(args.address, settings.identify.default_region)
     if key is None:
         raise ConfigError(f"{args.address!r} is neither an e-mail address nor a phone number")
-    settings = _with_broker(settings)
+    settings = with_broker(settings)
     reader = asyncio.run(_load(settings))
     owners = reader.directory.owners(key)
     accounts = sorted({o.account.id for o in owners})

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pipeline.errors import BrokerError
 from pipeline.identify.directory import Directory
 from pipeline.kafka import TopicPartition, fetched_ends, started_consumer, wait_for_partitions
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 from pipeline.topics import Topic, TopicNames
 
 log = logging.getLogger(__name__)

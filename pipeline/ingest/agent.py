@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Attachment, AttachmentKind, Envelope
+from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.core import (
     Sighting,
     collision_note,
@@ -23,7 +24,7 @@ SWEEP_EVERY_SECONDS = 60.0
 
 
 def build(ctx: StageContext) -> Step:
-    config = ctx.settings.ingest
+    config = ctx.section(STAGE, IngestConfig)
     window = config.idempotency_window_hours * 3600
     metrics = ctx.stage_metrics(STAGE)
     # Keys are channel:source_id (plus the content digest where the connector sets one);

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.errors import BrokerError
 from pipeline.kafka.client import AckedProducer
 from pipeline.kafka.reader import read_compacted
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 from pipeline.topics import Topic, TopicNames
 
 

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import BrokerError
 from pipeline.kafka import gapguard, metadataguard
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 from pipeline.topics import CATALOGUE, DAY_MS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)

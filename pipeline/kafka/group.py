@@ -21,7 +21,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from pipeline.errors import BrokerError
 from pipeline.kafka.client import client_options
-from pipeline.settings import KafkaSettings, WorkerSettings
+from pipeline.runtime_settings import KafkaSettings, WorkerSettings
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 
 from pipeline.errors import BrokerError
 from pipeline.kafka.client import client_options
-from pipeline.settings import KafkaSettings
+from pipeline.runtime_settings import KafkaSettings
 
 __all__ = ["ConsumerRecord", "PartitionSpan", "TopicPartition", "admin", "consumer",
            "fetched_ends", "follow", "partitions_of", "read_compacted", "read_records", "spans",

@@ -10,11 +10,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.broker import with_broker
 from pipeline.errors import ConfigError
 from pipeline.kafka import consumer, read_records
 from pipeline.ops import deadletters, stats, status
 from pipeline.settings import Settings
-from pipeline.tools import with_broker
 from pipeline.topics import Topic, TopicNames
 
 _POSITION = re.compile(r"^\d+:\d+$")

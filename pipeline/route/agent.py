@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
+from pipeline.route.config import RouteConfig
 from pipeline.route.core import (
     follow_case,
     needs_refresh,
@@ -33,7 +34,7 @@ CASES_PER_ACCOUNT = 200
 
 
 def build(ctx: StageContext) -> Step:
-    config = ctx.settings.route
+    config = ctx.section(STAGE, RouteConfig)
     metrics = ctx.stage_metrics(STAGE)
     holder = RulesHolder(config.rules_path, metrics)
     holder.load()

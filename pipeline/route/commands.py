@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from pipeline.broker import with_broker
 from pipeline.envelope import (
     Attachment,
     AttachmentKind,
@@ -22,8 +23,7 @@ from pipeline.errors import ConfigError
 from pipeline.kafka import consumer, partitions_of, read_records
 from pipeline.route.core import MessageText, classify, route_case
 from pipeline.route.rules import RoutingRules, load_rules
-from pipeline.settings import Settings
-from pipeline.tools import with_broker
+from pipeline.runtime_settings import BrokerSettings
 from pipeline.topics import Topic, TopicNames
 
 
@@ -85,7 +85,7 @@ def category_warnings(rules: RoutingRules) -> list[str]:
     return warnings
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_check(args: argparse.Namespace, settings: BrokerSettings) -> int:
     rules, version = load_rules(args.file)
     print(f"{args.file}: OK (version {version}): {len(rules.rules)} rules + default, "
           f"{len(rules.categories)} categories, queues: {', '.join(rules.queue_names())}")
@@ -120,7 +120,7 @@ def _made_up(args: argparse.Namespace) -> Envelope:
         case=CaseLink(case_id="C-TEST", action="opened", deprioritised=args.deprioritised))
 
 
-def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_test(args: argparse.Namespace, settings: BrokerSettings) -> int:
     rules, version = load_rules(args.file)
     envelope = _made_up(args)
     routing = route_case(envelope, rules, version)
@@ -165,7 +165,7 @@ class ReplayReport:
         return out
 
 
-async def recent_routed(settings: Settings, since: datetime, limit: int) -> list[Envelope]:
+async def recent_routed(settings: BrokerSettings, since: datetime, limit: int) -> list[Envelope]:
     """The cases routed since ``since`` (one per case: the message that opened it)."""
     topic = TopicNames(settings.kafka.topic_prefix)(Topic.ROUTED)
     seen: dict[str, Envelope] = {}
@@ -188,7 +188,7 @@ async def recent_routed(settings: Settings, since: datetime, limit: int) -> list
     return list(seen.values())
 
 
-async def replay(settings: Settings, path: str, hours: float, limit: int) -> ReplayReport:
+async def replay(settings: BrokerSettings, path: str, hours: float, limit: int) -> ReplayReport:
     rules, version = load_rules(path)
     report = ReplayReport()
     since = datetime.now(UTC) - timedelta(hours=hours)
@@ -204,7 +204,7 @@ async def replay(settings: Settings, path: str, hours: float, limit: int) -> Rep
     return report
 
 
-def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_replay(args: argparse.Namespace, settings: BrokerSettings) -> int:
     settings = with_broker(settings)
     report = asyncio.run(replay(settings, args.file, args.hours, args.limit))
     print("\n".join(report.lines()))

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.envelope import Envelope
+from pipeline.spamfilter.config import SpamfilterConfig
 from pipeline.spamfilter.core import judge, judge_without_content, review_notes
 from pipeline.spamfilter.policy import load_policy
 from pipeline.stage import Output, RecordMeta, StageContext, Step
@@ -33,7 +34,7 @@ def waits_for_transcription(env: Envelope) -> bool:
 def build(ctx: StageContext) -> Step:
     # Loaded once at start: a broken policy stops the worker with file:line, before any
     # message is judged by a half-read policy.
-    policy = load_policy(ctx.settings.spamfilter.policy_path)
+    policy = load_policy(ctx.section(STAGE, SpamfilterConfig).policy_path)
     metrics = ctx.stage_metrics(STAGE)
 
     async def handle(envelope: Envelope, meta: RecordMeta) -> Sequence[Output]:

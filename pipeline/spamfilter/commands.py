@@ -6,13 +6,23 @@ import argparse
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Protocol
 
+from pipeline.broker import with_broker
 from pipeline.envelope import Envelope
 from pipeline.errors import ConfigError
 from pipeline.kafka import AckedProducer, consumer, read_records
-from pipeline.settings import Settings
+from pipeline.runtime_settings import BrokerSettings
+from pipeline.spamfilter.config import SpamfilterConfig
 from pipeline.spamfilter.policy import load_policy
 from pipeline.topics import Topic, TopicNames
+
+
+class QuarantineSettings(BrokerSettings, Protocol):
+    """What these commands read of the pipeline's settings (``pipeline.settings.Settings``)."""
+
+    @property
+    def spamfilter(self) -> SpamfilterConfig: ...
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,7 +43,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     chk.set_defaults(func=cmd_check_policy)
 
 
-async def quarantined(settings: Settings) -> list[tuple[str | None, Envelope]]:
+async def quarantined(settings: BrokerSettings) -> list[tuple[str | None, Envelope]]:
     """Every record on messages.spam, oldest first per partition (key, envelope)."""
     topic = TopicNames(settings.kafka.topic_prefix)(Topic.SPAM)
     async with consumer(settings.kafka) as client:
@@ -42,7 +52,7 @@ async def quarantined(settings: Settings) -> list[tuple[str | None, Envelope]]:
             for r in records if r.value is not None]
 
 
-async def release(settings: Settings, message_id: str, now: datetime) -> Envelope:
+async def release(settings: BrokerSettings, message_id: str, now: datetime) -> Envelope:
     matches = [(k, e) for k, e in await quarantined(settings)
                if message_id in (e.id, e.source_id)]
     if not matches:
@@ -57,9 +67,7 @@ async def release(settings: Settings, message_id: str, now: datetime) -> Envelop
     return env
 
 
-def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.tools import with_broker
-
+def cmd_release(args: argparse.Namespace, settings: QuarantineSettings) -> int:
     env = asyncio.run(release(with_broker(settings), args.id, datetime.now(UTC)))
     assert env.spam is not None
     print(json.dumps({"id": env.id, "released": True, "reason": env.spam.reason,
@@ -67,9 +75,7 @@ def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.tools import with_broker
-
+def cmd_list(args: argparse.Namespace, settings: QuarantineSettings) -> int:
     for _key, env in asyncio.run(quarantined(with_broker(settings))):
         if env.spam is None or (args.reason and env.spam.reason != args.reason):
             continue
@@ -80,7 +86,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_check_policy(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_check_policy(args: argparse.Namespace, settings: QuarantineSettings) -> int:
     load_policy(settings.spamfilter.policy_path)
     print(f"{settings.spamfilter.policy_path}: ok")
     return 0

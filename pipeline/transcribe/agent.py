@@ -27,6 +27,7 @@ from pipeline.errors import BlobNotFound
 from pipeline.stage import Output, RecordMeta, StageContext, Step
 from pipeline.topics import Topic
 from pipeline.transcribe import core
+from pipeline.transcribe.config import TranscribeConfig
 from pipeline.transcribe.engine import Transcriber
 from pipeline.transcribe.errors import AudioError, ModelUnavailable
 from pipeline.transcribe.language import identity_language
@@ -61,7 +62,7 @@ def _key(meta: RecordMeta, envelope: Envelope) -> str:
 
 
 def build(ctx: StageContext) -> Step:
-    config = ctx.settings.transcribe
+    config = ctx.section(STAGE, TranscribeConfig)
     metrics = ctx.stage_metrics(STAGE)
     transcriber = Transcriber(config)
     ctx.service(TranscriberService(transcriber))

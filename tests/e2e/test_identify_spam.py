@@ -1,10 +1,10 @@
 """The intake hop (ingest → identify → spam filter) on the real broker, through the real
 CLI and a real worker.
 
-Directory imported with ``pipeline directory import``; envelopes produced to inbound.raw; every input must come out exactly once on messages.accepted or
-messages.spam, with the right identity, key and reason. Then the directory changes while
-the worker runs, a quarantined message is released, and the per-reason counts show up on
-pipeline.metrics.
+Directory imported with ``pipeline directory import``; envelopes produced to inbound.raw;
+every input must come out exactly once on messages.accepted or messages.spam, with the
+right identity, key and reason. Then the directory changes while the worker runs, a
+quarantined message is released, and the per-reason counts show up on pipeline.metrics.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
-from pipeline.dedup.core import CaseEvent
+from pipeline.caseevents import CaseEvent
 from pipeline.ops.deadletters import Selection, load, plan_replay, replay
 from pipeline.ops.status import HelpdeskRow, collect
 from pipeline.topics import Topic

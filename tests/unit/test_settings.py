@@ -86,3 +86,46 @@ def test_worker_stages_come_from_the_command_line_then_the_config(monkeypatch):
                          settings) == ["identify", "dedup"]
     monkeypatch.delenv("PIPELINE_WORKER_STAGES")
     assert chosen_stages(parser.parse_args(["run"]), load_settings(None)) is None
+
+
+def test_a_command_talks_to_the_configured_broker(monkeypatch):
+    from pipeline import broker
+
+    monkeypatch.delenv("PIPELINE_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setattr(broker, "running_embedded_bootstrap", lambda: "127.0.0.1:1")
+    settings = load_settings(None, kafka={"bootstrap": "kafka:9092"})
+    assert broker.with_broker(settings).kafka.bootstrap == "kafka:9092"
+
+
+def test_a_command_finds_the_broker_of_a_running_pipeline_run(monkeypatch):
+    from pipeline import broker
+    from pipeline.settings import Settings
+
+    monkeypatch.delenv("PIPELINE_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setattr(broker, "running_embedded_bootstrap", lambda: "127.0.0.1:49152")
+    settings = load_settings(None, kafka={"topic_prefix": "eu."})
+    found = broker.with_broker(settings)
+    assert isinstance(found, Settings)
+    assert (found.kafka.bootstrap, found.kafka.embedded, found.kafka.topic_prefix) == (
+        "127.0.0.1:49152", True, "eu.")
+    assert found.chat == settings.chat
+
+
+def test_without_a_broker_a_command_says_how_to_get_one(monkeypatch):
+    from pipeline import broker
+
+    monkeypatch.delenv("PIPELINE_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setattr(broker, "running_embedded_bootstrap", lambda: None)
+    with pytest.raises(ConfigError, match="PIPELINE_KAFKA_BOOTSTRAP"):
+        broker.with_broker(load_settings(None))
+
+
+def test_names_moved_down_a_layer_are_importable_from_their_old_homes():
+    from pipeline import broker, caseevents, clock, runtime_settings, settings, stage, tools
+    from pipeline.dedup import core
+
+    assert settings.KafkaSettings is runtime_settings.KafkaSettings
+    assert settings.WorkerSettings is runtime_settings.WorkerSettings
+    assert tools.with_broker is broker.with_broker
+    assert core.CaseEvent is caseevents.CaseEvent
+    assert stage.utcnow().tzinfo == clock.utcnow().tzinfo
