@@ -64,6 +64,7 @@ class Chain:
         conf = self.ctx.settings.worker
         delay = conf.retry_initial_seconds
         paused_since: float | None = None
+        paused_stage = ""
         first_try = True
         while True:
             try:
@@ -74,7 +75,7 @@ class Chain:
                 metrics = self._metrics(failed.stage)
                 if isinstance(cause, TransientError):
                     if paused_since is None:
-                        paused_since = time.monotonic()
+                        paused_since, paused_stage = time.monotonic(), failed.stage
                         metrics.count("paused")
                         log.warning("event=stage_paused stage=%s hop=%s message_id=%s "
                                     "topic=%s partition=%s offset=%s retry_in_s=%.1f error=%r",
@@ -98,9 +99,9 @@ class Chain:
             if paused_since is not None:
                 for step in self.steps:
                     self._metrics(step.stage).info.pop("paused", None)
-                log.info("event=stage_resumed hop=%s topic=%s partition=%s offset=%s "
-                         "paused_s=%.1f", self.hop.name, meta.topic, meta.partition,
-                         meta.offset, time.monotonic() - paused_since)
+                log.info("event=stage_resumed stage=%s hop=%s topic=%s partition=%s offset=%s "
+                         "paused_s=%.1f", paused_stage, self.hop.name, meta.topic,
+                         meta.partition, meta.offset, time.monotonic() - paused_since)
             return outputs
 
     async def _through(self, value: bytes | None, meta: RecordMeta, *,

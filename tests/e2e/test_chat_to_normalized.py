@@ -105,12 +105,13 @@ async def test_pipeline_run_starts_its_own_broker_and_stops_cleanly(settings, pi
     assert status == 202
 
     io = KafkaIO(override(embedded, kafka={"bootstrap": bootstrap}))
-    # No directory loaded: the sender is unknown, so the message is quarantined, with why.
-    out = await io.read("messages.spam", until=lambda rs: any(
+    # The app's signed user identifies the customer: through both hops to a routed case.
+    out = await io.read("cases.routed", until=lambda rs: any(
         r.value["id"] == answer["id"] for r in rs))
-    [quarantined] = [r.value for r in out if r.value["id"] == answer["id"]]
-    assert quarantined["text"] == "Bonjour, la facture FA-2026-118 est fausse"
-    assert quarantined["spam"]["reason"] == "unidentified"
+    [routed] = [r.value for r in out if r.value["id"] == answer["id"]]
+    assert routed["text"] == "Bonjour, la facture FA-2026-118 est fausse"
+    assert routed["identity"]["account_id"] == "acc-hangers-12"
+    assert routed["case"]["action"] == "opened" and routed["routing"]["queue"]
 
     assert proc.stop(signal.SIGTERM) == 0
     host, port = bootstrap.split(":")

@@ -99,8 +99,9 @@ async def test_messages_end_routed_or_quarantined(settings, kafka_io, pipeline_p
     for case in (first, known):
         assert case["routing"]["queue"] and case["routing"]["rule"]
         assert case["routing"]["sla_due_at"]
+    # Two hops for a text message: intake, then cases (no transcription for text).
     assert [m["stage"] for m in first["trace"]] == [
-        "ingest", "transcribe", "identify", "spamfilter", "dedup", "route"]
+        "ingest", "identify", "spamfilter", "dedup", "route"]
     assert quarantined[ids["wa-unknown"]]["spam"]["reason"] == "unidentified"
 
     queue = first["routing"]["queue"]

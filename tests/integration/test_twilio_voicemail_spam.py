@@ -37,7 +37,7 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
     worker = pipeline_process(["worker", "--stages", "ingest,transcribe,identify,spamfilter"],
                               settings)
     worker.wait_for("event=model_loaded", timeout=120)
-    worker.wait_for("event=directory_following stage=transcribe", timeout=60)
+    worker.wait_for("event=side_input_following name=directory", timeout=60)
 
     spoken = phone_wav(tmp_path, "spoken", SAID)
     garbled = phone_wav(tmp_path, "garbled", SAID, backwards=True)
