@@ -21,7 +21,7 @@ import faust.streams as faust_streams
 from faust.types import EventT, StreamT
 
 from pipeline.blobstore import BlobStore
-from pipeline.chain import Chain, build_chains
+from pipeline.chain import Abandoned, Chain, build_chains
 from pipeline.faust_app import PipelineApp, flush_completely
 from pipeline.kafka import ensure_topics, gapguard, metadataguard
 from pipeline.runtime_settings import RuntimeSettings
@@ -185,6 +185,11 @@ class FaustContext(StageContext):
 
         self.app.agent(source, name=name)(agent)
 
+    def stopping(self) -> bool:
+        # faust suspends its flow control when it stops and when partitions are revoked,
+        # then waits for the records being processed.
+        return not self.app.flow_control.is_active()
+
     def hop(self, chain: Chain) -> None:
         """One agent for the hop: each record of its input through all its steps."""
         conf = self.settings.worker
@@ -201,12 +206,40 @@ class FaustContext(StageContext):
                 within=conf.batch_within_seconds)
             async for events in batches:
                 if parallel > 1:  # each result is queued when ready; acked after the batch
-                    await asyncio.gather(*(one(event) for event in events))
-                else:
-                    for event in events:
+                    results = await asyncio.gather(*(one(event) for event in events),
+                                                   return_exceptions=True)
+                    failed = [e for e, r in zip(events, results, strict=True)
+                              if isinstance(r, BaseException)]
+                    leave_unacknowledged(failed)
+                    for result in results:
+                        if isinstance(result, BaseException) and not isinstance(result, Abandoned):
+                            raise result
+                    continue
+                for index, event in enumerate(events):
+                    try:
                         await one(event)
+                    except Abandoned:
+                        leave_unacknowledged(events[index:])
+                        break
+                    except BaseException:  # a cancel: the rest of the batch was not done
+                        leave_unacknowledged(events[index:])
+                        raise
 
         self.app.agent(self.topic(source), name=chain.hop.name)(agent)
+
+
+def leave_unacknowledged(events: list[EventT]) -> None:
+    """Keep these records out of the next offset commit: they were not processed.
+
+    faust acknowledges every event of a ``take_events`` batch when the loop over it is left,
+    whatever the reason (a cancel on stop, an exception), and then commits their offsets: a
+    record still waiting out an outage, or not reached yet, would be lost. A message marked
+    acknowledged beforehand is never acknowledged to the consumer (``Message.ack`` returns
+    at once), so its offset is not committed, and faust's wait for records in flight (on a
+    stop or a rebalance) does not wait for it: the partition's next owner reads it again.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 def create_app(settings: RuntimeSettings, stages: list[str] | None = None,

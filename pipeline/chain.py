@@ -29,6 +29,15 @@ from pipeline.stages import TAPS, HopSpec, load_stage
 log = logging.getLogger(__name__)
 
 
+class Abandoned(Exception):
+    """A record waiting out an outage was given up because the worker stops or hands its
+    partition over: it is not acknowledged, and the partition's next owner reads it again."""
+
+
+# How often a paused hop looks whether the worker is stopping (a backoff is up to 30 s).
+STOP_CHECK_SECONDS = 0.2
+
+
 class StepFailed(Exception):
     """A step raised; ``__cause__`` is what it raised."""
 
@@ -86,7 +95,7 @@ class Chain:
                     metrics.error(reason, self.ctx.now())
                     metrics.info["paused"] = reason
                     first_try = False
-                    await asyncio.sleep(delay)
+                    await self._wait(delay, failed.stage, meta)
                     delay = min(delay * 2, conf.retry_max_seconds)
                     continue
                 log.warning("event=dead_letter stage=%s hop=%s message_id=%s topic=%s "
@@ -103,6 +112,22 @@ class Chain:
                          "paused_s=%.1f", paused_stage, self.hop.name, meta.topic,
                          meta.partition, meta.offset, time.monotonic() - paused_since)
             return outputs
+
+    async def _wait(self, seconds: float, stage: str, meta: RecordMeta) -> None:
+        """Sleep before a retry, unless the worker stops or gives the partition away: a
+        stop or a rebalance waits for records being processed, and this one could wait for
+        as long as the outage lasts."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.ctx.stopping():
+                log.warning("event=hop_abandoned stage=%s hop=%s topic=%s partition=%s "
+                            "offset=%s why=worker_stopping_or_rebalancing", stage,
+                            self.hop.name, meta.topic, meta.partition, meta.offset)
+                raise Abandoned(f"{self.hop.name}: {meta.topic}@{meta.partition}:{meta.offset}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, STOP_CHECK_SECONDS))
 
     async def _through(self, value: bytes | None, meta: RecordMeta, *,
                        count_in: bool) -> list[Output]:

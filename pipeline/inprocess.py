@@ -57,7 +57,11 @@ class InProcessContext(StageContext):
         self.services: list[Any] = []
         self.created_topics: list[str] = []
         self.outbox: list[Output] = []
+        self.stop_requested = False
         self._side_inputs = side_inputs or {}
+
+    def stopping(self) -> bool:
+        return self.stop_requested
 
     def table(self, name: str) -> MutableMapping[str, Any]:
         return self.tables.setdefault(name, {})

@@ -218,6 +218,10 @@ class StageContext(abc.ABC):
         finally:
             await followed.source.stop()
 
+    def stopping(self) -> bool:
+        """Whether the worker is stopping or handing its partitions over (a rebalance)."""
+        return False
+
     def stage_metrics(self, stage: str) -> StageMetrics:
         if stage not in self.metrics:
             self.metrics[stage] = StageMetrics(stage, self.now())

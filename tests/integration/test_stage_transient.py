@@ -9,6 +9,7 @@ unmounted volume or an unreachable bucket is (every write fails).
 from __future__ import annotations
 
 import shutil
+import signal
 from datetime import UTC, datetime
 
 import pytest
@@ -59,4 +60,31 @@ async def test_blob_store_outage_pauses_ingest_and_nothing_is_dead_lettered(
     assert all(any(a.get("filename") == "full-text.txt" for a in r.value["attachments"])
                for r in out)
     worker.wait_for("event=stage_resumed stage=ingest", timeout=10)
+    assert await kafka_io.read("pipeline.deadletter", timeout=2) == []
+
+
+async def test_a_worker_stopped_while_paused_loses_nothing(
+        settings, kafka_io, pipeline_process, tmp_path):
+    """SIGTERM while the hop waits out an outage: the messages it had not finished are not
+    committed, and the next worker processes them (faust acks a batch's events when its
+    loop is left, even by a cancel: the runtime must not let it)."""
+    blobs = tmp_path / "blobs"
+    blobs.write_text("the volume is gone")  # down from the start
+    settings = tapped(override(settings, ingest={"max_text_chars": 500},
+                               blobs={"url": str(blobs)},
+                               worker={"retry_initial_seconds": 0.2, "retry_max_seconds": 1.0}),
+                      "messages.normalized")
+    await kafka_io.create_topics()
+    worker = pipeline_process(["worker", "--stages", "ingest"], settings)
+    waiting = [long_message(n) for n in range(1, 6)]
+    await kafka_io.produce("inbound.raw", [(e.sender_key, e.to_bytes()) for e in waiting])
+    worker.wait_for("event=stage_paused stage=ingest", timeout=30)
+    assert worker.stop(signal.SIGTERM) == 0
+
+    blobs.unlink()
+    blobs.mkdir()  # the volume is back; a new worker takes over
+    pipeline_process(["worker", "--stages", "ingest"], settings)
+    out = await kafka_io.read("messages.normalized", timeout=60, quiet=1.0, until=lambda rs: {
+        r.value["source_id"] for r in rs} >= {e.source_id for e in waiting})
+    assert sorted({r.value["source_id"] for r in out}) == sorted(e.source_id for e in waiting)
     assert await kafka_io.read("pipeline.deadletter", timeout=2) == []

@@ -2,13 +2,17 @@
 the spam filter: speech reaches an agent, only silence is quarantined.
 
 The hub (Twilio connectors) runs in the test; one ``pipeline worker --stages
-ingest,transcribe,identify,spamfilter`` runs the bundled Whisper base on CPU. Recordings are
+ingest,transcribe,identify,spamfilter`` (the intake and transcription hops) runs the
+bundled Whisper base on CPU. Recordings are
 8 kHz mono 16-bit WAV band-limited to 300-3400 Hz, as Twilio records a phone call: a French
 voicemail (espeak-ng), a silent call, and a garbled line (the same speech played backwards:
-speech to the VAD, nothing the model can make sense of).
+speech to the VAD, nothing the model can make sense of). A caller no customer registered
+is quarantined before any transcription is spent on the recording.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
@@ -45,12 +49,26 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         await leave_voicemail(hub, twilio_cloud, "CA8001", spoken, 9)
         await leave_voicemail(hub, twilio_cloud, "CA8002", phone_wav(tmp_path, "silent", None), 4)
         await leave_voicemail(hub, twilio_cloud, "CA8003", garbled, 9)
+        await leave_voicemail(hub, twilio_cloud, "CA8004", spoken, 9, caller="+33799000111")
 
     accepted = await kafka_io.read("messages.accepted", count=2, timeout=180, quiet=1.0)
-    spam = await kafka_io.read("messages.spam", count=1, timeout=30, quiet=1.0)
+    spam = await kafka_io.read("messages.spam", count=2, timeout=30, quiet=1.0)
     by_call = {r.value["headers"]["x-twilio-call-sid"]: r for r in accepted + spam}
-    assert sorted(by_call) == ["CA8001", "CA8002", "CA8003"], worker.output()[-3000:]
-    assert [r.value["headers"]["x-twilio-call-sid"] for r in spam] == ["CA8002"]
+    assert sorted(by_call) == ["CA8001", "CA8002", "CA8003", "CA8004"], worker.output()[-3000:]
+    assert sorted(r.value["headers"]["x-twilio-call-sid"] for r in spam) == ["CA8002", "CA8004"]
+
+    # The unknown caller: quarantined by the intake hop, the recording never transcribed.
+    stranger = by_call["CA8004"].value
+    assert stranger["spam"]["reason"] == "unidentified", stranger["spam"]
+    assert stranger.get("transcripts", []) == []
+    assert "transcribe" not in [m["stage"] for m in stranger["trace"]]
+    # The transcriber's counters, as published after every outcome above was read.
+    outcomes_read = datetime.now(UTC)
+    metrics = await kafka_io.read("pipeline.metrics", timeout=30, until=lambda rs: any(
+        r.key == "transcribe" and datetime.fromisoformat(r.value["at"]) > outcomes_read
+        for r in rs))
+    transcribe = [r.value["counters"] for r in metrics if r.key == "transcribe"][-1]
+    assert transcribe.get("in") == 3, transcribe  # the registered caller's three recordings
 
     # The French voicemail: transcribed in the account's language, routed to an agent.
     french = by_call["CA8001"].value

@@ -148,12 +148,12 @@ def phone_wav(tmp: Path, name: str, text: str | None, *, backwards: bool = False
 
 
 async def leave_voicemail(hub, cloud, call_sid: str, audio: bytes,  # type: ignore[no-untyped-def]
-                          seconds: int) -> None:
+                          seconds: int, caller: str = CUSTOMER) -> None:
     recording_sid = f"RE{call_sid[2:]}"
     url = cloud.add_recording(call_sid, recording_sid, audio, duration=seconds)
     status, _, _ = await post_signed(hub, "/twilio/voice", call_form(call_sid))
     assert status == 200
     status, body, _ = await post_signed(
-        hub, f"/twilio/voice/recording?caller=%2B{CUSTOMER[1:]}&line=%2B{LINE[1:]}",
+        hub, f"/twilio/voice/recording?caller=%2B{caller[1:]}&line=%2B{LINE[1:]}",
         recording_form(call_sid, recording_sid, url, duration=seconds))
     assert status in (200, 204), body

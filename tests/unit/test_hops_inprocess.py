@@ -8,11 +8,16 @@ failing step's dead letter names the step and replays through the whole hop.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from pipeline.chain import Abandoned
 from pipeline.deadletter import DeadLetter
 from pipeline.envelope import Attachment, AttachmentKind, Channel, Envelope, Sender
+from pipeline.errors import DirectoryUnavailable
 from pipeline.identify.directory import Account, Directory, DirectoryEmployee
 from pipeline.inprocess import InProcessPipeline
 from pipeline.settings import Settings
@@ -30,11 +35,14 @@ class StaticDirectory:
         for employee in employees:
             self._directory.apply(employee.id, employee)
         self.broken = False
+        self.unreachable = False
 
     @property
     def directory(self) -> Directory:
         if self.broken:
             raise RuntimeError("directory index corrupt")
+        if self.unreachable:
+            raise DirectoryUnavailable("directory topic unreachable")
         return self._directory
 
     async def catch_up(self, since: float | None = None, timeout: float = 30.0) -> None:
@@ -157,3 +165,23 @@ async def test_a_failing_step_is_dead_lettered_by_name_and_replays_through_its_h
     # Without the replay mark the same bytes are a source retry, dropped.
     await run.send(Topic.INBOUND_RAW, letter.key, letter.original_value())
     assert len(run.envelopes(Topic.ROUTED)) == 1
+
+
+async def test_an_outage_pauses_the_hop_and_a_stop_gives_the_record_up_unwritten(tmp_path):
+    directory = StaticDirectory(CLAIRE)
+    run = pipeline(tmp_path, directory, retry_initial_seconds=0.01, retry_max_seconds=0.02)
+    directory.unreachable = True
+    message = whatsapp("SM-m1", "Bonjour, la caisse 2 ne démarre plus depuis ce matin.")
+
+    async def stop_soon() -> None:
+        while run.counter("identify", "retried") < 3:
+            await asyncio.sleep(0.01)
+        run.ctx.stop_requested = True  # faust suspends its flow on a stop or a rebalance
+
+    stopper = asyncio.create_task(stop_soon())
+    with pytest.raises(Abandoned):
+        await run.send(Topic.INBOUND_RAW, message.sender_key, message)
+    await stopper
+    # Retried (not dead-lettered) while the directory was away; nothing written for it.
+    assert run.counter("identify", "deadletter") == 0
+    assert run.topics[Topic.DEADLETTER] == [] and run.topics[Topic.ROUTED] == []
