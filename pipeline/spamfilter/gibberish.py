@@ -10,6 +10,7 @@ SMS abbreviations are never held against a message. Tuned on tests/data/gibberis
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -70,6 +71,10 @@ def _repeated_pattern(word: str) -> bool:
     return False
 
 
+# Pure in the token, and customers write the same words again and again: a cache turns
+# the per-word checks into a dict lookup for most of a message (the spam filter's largest
+# cost per message, bench/stage_costs.py).
+@functools.lru_cache(maxsize=65_536)
 def word_problem(token: str) -> str | None:
     """Why a single token cannot be a French or English word, or None if it can."""
     word = token.lower()
