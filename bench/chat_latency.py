@@ -124,7 +124,8 @@ class PipelineRun:
             except OSError:
                 continue
             total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-            self.counted.add(f"{os.path.basename(argv0).decode()} ({pid})")
+            name = "pipeline run" if pid == self.proc.pid else os.path.basename(argv0).decode()
+            self.counted.add(f"{name} (pid {pid})")
         return total
 
     def stop(self) -> None:
@@ -170,6 +171,7 @@ class Outcomes:
 @dataclass
 class RateResult:
     rate: int
+    sent_per_s: float = 0.0  # achieved: below ``rate`` when the client fell behind schedule
     posted: int = 0
     acked: int = 0
     routed: int = 0
@@ -235,6 +237,7 @@ async def measure(run: PipelineRun, url: str, outcomes: Outcomes, rate: int, sec
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sent_at, acked = await post_at_rate(session, url, prefix or f"r{rate}", rate,
                                             seconds, first)
+    sending = max(sent_at.values()) - min(sent_at.values())
 
     def pending() -> set[str]:
         return {m for m, envelope_id in acked.items() if m not in outcomes.routed_ms
@@ -248,12 +251,13 @@ async def measure(run: PipelineRun, url: str, outcomes: Outcomes, rate: int, sec
     latencies = sorted(outcomes.routed_ms[m] - sent_at[m] * 1000 for m in acked
                        if m in outcomes.routed_ms)
     return RateResult(
-        rate=rate, posted=len(sent_at), acked=len(acked), routed=len(latencies),
+        rate=rate, sent_per_s=round((len(sent_at) - 1) / max(sending, 1e-9), 1),
+        posted=len(sent_at), acked=len(acked), routed=len(latencies),
         spam=sum(m in outcomes.spam for m in acked),
         dead_lettered=sum(e in outcomes.dead_ids for e in acked.values()), lost=len(pending()),
-        p50_ms=percentile(latencies, 0.5), p99_ms=percentile(latencies, 0.99),
-        max_ms=latencies[-1] if latencies else float("nan"),
-        cpu_ms_per_message=cpu * 1000 / max(1, len(sent_at)), window_s=window)
+        p50_ms=round(percentile(latencies, 0.5), 1), p99_ms=round(percentile(latencies, 0.99), 1),
+        max_ms=round(latencies[-1], 1) if latencies else float("nan"),
+        cpu_ms_per_message=round(cpu * 1000 / max(1, len(sent_at)), 2), window_s=round(window, 1))
 
 
 async def main() -> None:
@@ -293,10 +297,10 @@ async def main() -> None:
     print("CPU = user + system of `pipeline run` and its descendants except the tansu broker, "
           "first POST to last outcome, per message posted; counted: "
           + ", ".join(sorted(run.counted)))
-    print(f"{'rate/s':>6} {'posted':>6} {'acked':>6} {'routed':>6} {'spam':>5} {'dead':>5} "
+    print(f"{'rate/s':>6} {'sent/s':>6} {'posted':>6} {'acked':>6} {'routed':>6} {'spam':>5} {'dead':>5} "
           f"{'lost':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'CPU ms/msg':>10}")
     for r in results:
-        print(f"{r.rate:6d} {r.posted:6d} {r.acked:6d} {r.routed:6d} {r.spam:5d} "
+        print(f"{r.rate:6d} {r.sent_per_s:6.1f} {r.posted:6d} {r.acked:6d} {r.routed:6d} {r.spam:5d} "
               f"{r.dead_lettered:5d} {r.lost:5d} {r.p50_ms:8.0f} {r.p99_ms:8.0f} {r.max_ms:8.0f} "
               f"{r.cpu_ms_per_message:10.2f}")
     if args.json:
