@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -53,11 +55,12 @@ class PipelineRun:
     """``pipeline run`` in its own directory; its log is read on a thread (a full pipe would
     block it) and its readiness lines are waited for."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, worker: dict[str, object] | None = None) -> None:
         config = workdir / "pipeline.yaml"
         config.write_text(yaml.safe_dump({
             "kafka": {"bootstrap": None}, "http": {"port": 0}, "chat": {"secret": SECRET},
-            "worker": {"data_dir": str(workdir / "worker")}, "blobs": {"url": str(workdir / "blobs")},
+            "worker": {"data_dir": str(workdir / "worker"), **(worker or {})},
+            "blobs": {"url": str(workdir / "blobs")},
             "route": {"rules_path": str(ROOT / "config/routing.yaml")},
             "spamfilter": {"policy_path": str(ROOT / "config/spam.yaml")}}))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
@@ -142,6 +145,8 @@ class Outcomes:
     """What the follower saw, by chat message id (dead letters: by envelope id)."""
 
     routed_ms: dict[str, int] = field(default_factory=dict)
+    # when each stage handled a routed message (its trace), epoch ms, by chat message id
+    marks_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     spam: set[str] = field(default_factory=set)
     dead_ids: set[str] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
@@ -162,6 +167,9 @@ class Outcomes:
             value = json.loads(record.value)
             if record.topic == Topic.ROUTED:
                 self.routed_ms.setdefault(value["source_id"], record.timestamp)
+                self.marks_ms.setdefault(value["source_id"], {
+                    mark["stage"]: datetime.fromisoformat(mark["at"]).timestamp() * 1000
+                    for mark in value.get("trace", [])})
             elif record.topic == Topic.SPAM:
                 self.spam.add(value["source_id"])
             elif value.get("message_id"):
@@ -183,6 +191,16 @@ class RateResult:
     max_ms: float = 0.0
     cpu_ms_per_message: float = 0.0
     window_s: float = 0.0
+    # median ms of each stretch: POST → ingest ran, ingest → route ran, ... → cases.routed
+    stretches_ms: dict[str, float] = field(default_factory=dict)
+
+
+def stretches(sent_ms: float, marks: dict[str, float], routed_ms: float) -> dict[str, float]:
+    """Where one message's time went, from its POST to its record on cases.routed."""
+    points = [("POST", sent_ms), *((stage, marks[stage]) for stage in
+              ("ingest", "identify", "spamfilter", "dedup", "route") if stage in marks),
+              ("cases.routed", routed_ms)]
+    return {f"{a}→{b}": tb - ta for (a, ta), (b, tb) in zip(points, points[1:], strict=False)}
 
 
 def chat_body(message_id: str, i: int) -> bytes:
@@ -250,6 +268,12 @@ async def measure(run: PipelineRun, url: str, outcomes: Outcomes, rate: int, sec
     cpu = run.cpu_seconds() - cpu_before
     latencies = sorted(outcomes.routed_ms[m] - sent_at[m] * 1000 for m in acked
                        if m in outcomes.routed_ms)
+    parts: dict[str, list[float]] = {}
+    for m in acked:
+        if m in outcomes.routed_ms:
+            for name, ms in stretches(sent_at[m] * 1000, outcomes.marks_ms.get(m, {}),
+                                      outcomes.routed_ms[m]).items():
+                parts.setdefault(name, []).append(ms)
     return RateResult(
         rate=rate, sent_per_s=round((len(sent_at) - 1) / max(sending, 1e-9), 1),
         posted=len(sent_at), acked=len(acked), routed=len(latencies),
@@ -257,7 +281,8 @@ async def measure(run: PipelineRun, url: str, outcomes: Outcomes, rate: int, sec
         dead_lettered=sum(e in outcomes.dead_ids for e in acked.values()), lost=len(pending()),
         p50_ms=round(percentile(latencies, 0.5), 1), p99_ms=round(percentile(latencies, 0.99), 1),
         max_ms=round(latencies[-1], 1) if latencies else float("nan"),
-        cpu_ms_per_message=round(cpu * 1000 / max(1, len(sent_at)), 2), window_s=round(window, 1))
+        cpu_ms_per_message=round(cpu * 1000 / max(1, len(sent_at)), 2), window_s=round(window, 1),
+        stretches_ms={k: round(statistics.median(v), 1) for k, v in parts.items()})
 
 
 async def main() -> None:
@@ -267,11 +292,15 @@ async def main() -> None:
     parser.add_argument("--grace", type=float, default=120.0,
                         help="how long to wait for stragglers after a rate's last POST")
     parser.add_argument("--json", type=Path, help="also write the results to FILE")
+    parser.add_argument("--worker", action="append", default=[], metavar="KEY=VALUE",
+                        help="a worker setting for the run (YAML value), e.g. "
+                             "batch_within_seconds=0.005; repeatable")
     args = parser.parse_args()
+    worker = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.worker)}
     rates = [int(r) for r in args.rates.split(",")]
     results: list[RateResult] = []
     with tempfile.TemporaryDirectory() as tmp:
-        run = PipelineRun(Path(tmp))
+        run = PipelineRun(Path(tmp), worker)
         try:
             bootstrap = run.field("event=broker_started", "bootstrap")
             url = run.field("event=endpoint method=POST", "url")
@@ -293,7 +322,8 @@ async def main() -> None:
         finally:
             run.stop()
     print(f"pipeline run (embedded broker, chat connector, all stages), {ACCOUNTS} accounts, "
-          f"{args.seconds:g} s per rate, latency = POST → broker timestamp on cases.routed")
+          f"{args.seconds:g} s per rate, latency = POST → broker timestamp on cases.routed"
+          + (f"; worker settings {worker}" if worker else ""))
     print("CPU = user + system of `pipeline run` and its descendants except the tansu broker, "
           "first POST to last outcome, per message posted; counted: "
           + ", ".join(sorted(run.counted)))
@@ -303,6 +333,9 @@ async def main() -> None:
         print(f"{r.rate:6d} {r.sent_per_s:6.1f} {r.posted:6d} {r.acked:6d} {r.routed:6d} {r.spam:5d} "
               f"{r.dead_lettered:5d} {r.lost:5d} {r.p50_ms:8.0f} {r.p99_ms:8.0f} {r.max_ms:8.0f} "
               f"{r.cpu_ms_per_message:10.2f}")
+    print("median ms per stretch (stage marks are the worker's clock, the same machine's):")
+    for r in results:
+        print(f"{r.rate:6d}  " + "  ".join(f"{k} {v:.0f}" for k, v in r.stretches_ms.items()))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
 
