@@ -105,7 +105,7 @@ class DedupConfig(BaseModel):
     # another reference, changes subject or opens a mail thread of its own. 0 h: off.
     # Chosen by cross-validation on the tuning split (bench/decisions.py --split cv --choose).
     single_case_hours: float = Field(24.0, ge=0)
-    single_case_max_weight: float = Field(1.0, ge=0)
+    single_case_max_weight: float = Field(1.5, ge=0)
     # A case's comparison text: subject and the first messages only (bounded, representative).
     representative_messages: int = Field(3, ge=1)
     # With a rapidfuzz scorer: fewer meaningful words than this never merge by similarity.
