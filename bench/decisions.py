@@ -502,13 +502,23 @@ def choose_dedup(corpus: list[Labelled], directory: Directory, base: dict[str, A
     return best[1], best[2]
 
 
+def load_rules_with(path: str, overrides: dict[str, Any]) -> RoutingRules:
+    """The rules file with some of its top-level settings replaced (``--set``), validated
+    again."""
+    rules, _ = load_rules(path)
+    if not overrides:
+        return rules
+    return RoutingRules.model_validate({**rules.model_dump(), **overrides})
+
+
 def cross_validate(rules_path: str, dedup_settings: dict[str, Any], choose: bool,
-                   files: str, show: int) -> None:
+                   files: str, show: int, rules_overrides: dict[str, Any] | None = None
+                   ) -> None:
     """Mean over folds of the figures on each held-out fold, everything that learns from
     messages (dedup's word weights, the past messages of the category classifier, dedup
     settings with ``--choose``) fitted on the other folds only."""
     corpus, directory = load_corpus("tuning", files)
-    rules, _ = load_rules(rules_path)
+    rules = load_rules_with(rules_path, rules_overrides or {})
     folds = account_folds(corpus)
     rows = []
     pooled: list[Outcome] = []
@@ -584,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", type=int, default=10, help="mistakes shown per kind")
     parser.add_argument("--dedup", action="append", default=[], metavar="KEY=VALUE",
                         help="override a dedup setting, e.g. --dedup scorer=WRatio")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a top-level setting of the rules file, e.g. "
+                             "--set keyword_odds=4")
     parser.add_argument("--write-vocabulary", action="store_true",
                         help="regenerate pipeline/dedup/vocabulary.py from the tuning split, "
                              "the routing examples and wordfreq")
@@ -598,10 +611,12 @@ def main(argv: list[str] | None = None) -> int:
         write_vocabulary()
         return 0
     overrides = dict(kv.split("=", 1) for kv in args.dedup)
+    rules_overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     if args.split == "cv":
-        cross_validate(args.rules, overrides, args.choose, args.files, args.show)
+        cross_validate(args.rules, overrides, args.choose, args.files, args.show,
+                       rules_overrides)
         return 0
-    rules, _ = load_rules(args.rules)
+    rules = load_rules_with(args.rules, rules_overrides)
     splits = SPLIT_SETS.get(args.split, [args.split])
     for split in splits:
         corpus, directory = load_corpus(split, args.files)

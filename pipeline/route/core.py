@@ -48,7 +48,8 @@ def classify(text: MessageText, rules: RoutingRules, *,
     found = guess(text, rules.categories_key(), tolerance=rules.keyword_tolerance,
                   keyword_weight=rules.keyword_weight, min_confidence=rules.min_confidence,
                   fallback=rules.default_category, past=rules.past_key(),
-                  classifier=rules.classifier, exclude=exclude_example)
+                  classifier=rules.classifier, keyword_odds=rules.keyword_odds,
+                  exclude=exclude_example)
     difficulty = next((c.difficulty for c in rules.categories if c.name == found.category),
                       None)
     return Classification(found.category, found.reason(rules.min_confidence),

@@ -147,6 +147,9 @@ class RoutingRules(_Strict):
     # "linear": a logistic regression learnt from the examples and the past messages, with
     # keywords as features (pipeline/route/classify.py).
     classifier: Literal["nearest", "linear"] = "nearest"
+    # linear: each keyword found (up to two per category) multiplies its category's odds by
+    # this (1: keywords are only short messages the model learnt from).
+    keyword_odds: float = Field(1.0, ge=1, le=1000)
     # A YAML file of past messages your leads labelled (``messages: [{category, text}]``),
     # relative to this file: the classifier learns from them beside the examples.
     examples_file: str | None = None

@@ -68,5 +68,6 @@ def test_test_shows_the_linear_classifiers_confidence_and_nearest_labelled_messa
                  "--text", "Quand je clique sur Enregistrer, rien ne se passe"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "category:   bug  (confidence 0." in out
+    assert "category:   bug  (confidence " in out
+    assert "keywords:   rien ne se passe" in out  # the keyword that made it sure
     assert out.count("nearest:    ") == 3 and " bug " in out

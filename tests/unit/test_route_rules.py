@@ -286,3 +286,15 @@ def test_a_broken_past_messages_file_is_refused_with_its_problem(tmp_path, past,
     path.write_text(LEARNING_RULES)
     with pytest.raises(ConfigError, match=problem):
         load_rules(path)
+
+
+def test_a_keyword_decides_when_the_model_is_unsure_but_never_flips_a_confident_guess():
+    from pipeline.route.classify import with_keyword_odds
+    unsure = {"evolution": 0.40, "bug": 0.35, "question": 0.25}
+    boosted = with_keyword_odds(unsure, {"bug": ["bloqué (as 'bloquee')"]}, 4.0)
+    assert max(boosted, key=lambda n: boosted[n]) == "bug"
+    assert abs(sum(boosted.values()) - 1.0) < 1e-9
+    sure = {"refund": 0.95, "bug": 0.03, "question": 0.02}
+    kept = with_keyword_odds(sure, {"bug": ["erreur", "bloqué", "plante"]}, 4.0)
+    assert max(kept, key=lambda n: kept[n]) == "refund"  # two keywords at most count
+    assert with_keyword_odds(unsure, {"bug": ["bloqué"]}, 1.0) == unsure
