@@ -22,11 +22,14 @@ is reported as "seen"; ``heldout2`` (held-out v2) is the blind figure.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import combinations
+from itertools import combinations, product
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,7 +56,7 @@ from pipeline.envelope import (  # noqa: E402
 from pipeline.identify.core import identify, partition_key  # noqa: E402
 from pipeline.identify.directory import Account, Directory, DirectoryEmployee  # noqa: E402
 from pipeline.route import core as route_core  # noqa: E402
-from pipeline.route.rules import RoutingRules, load_rules  # noqa: E402
+from pipeline.route.rules import PastMessage, RoutingRules, load_rules  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent / "data" / "decisions"
 MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Paris"))
@@ -202,8 +205,9 @@ def _route(envelope: Envelope, stored: Routing | None, rules: RoutingRules) -> R
 
 
 def replay(corpus: list[Labelled], directory: Directory, dedup: DedupConfig,
-           rules: RoutingRules) -> list[Outcome]:
-    """Every message through identify → dedup → route, as the agents chain them."""
+           rules: RoutingRules | None) -> list[Outcome]:
+    """Every message through identify → dedup → route, as the agents chain them (without
+    route when ``rules`` is None: dedup's figures alone)."""
     tables: dict[str, AccountCases] = defaultdict(AccountCases)
     routed: dict[str, dict[str, Routing]] = defaultdict(dict)
     outcomes = []
@@ -216,6 +220,9 @@ def replay(corpus: list[Labelled], directory: Directory, dedup: DedupConfig,
         decision = assign(tables[key], envelope, refs, dedup, now)
         tables[key] = decision.cases
         envelope.refs, envelope.case = refs, decision.link
+        if rules is None:
+            outcomes.append(Outcome(item, decision.link, Routing.model_construct()))
+            continue
         routing = _route(envelope, routed[key].get(decision.link.case_id), rules)
         routed[key][decision.link.case_id] = routing
         envelope.routing = routing
@@ -365,24 +372,33 @@ def _general_zipf() -> dict[str, float]:
     return found
 
 
-def write_vocabulary(min_df: int = 2, rules_path: str = "config/routing.yaml") -> None:
-    """pipeline/dedup/vocabulary.py: document frequency of stems over the *tuning* split and
-    the example messages of ``config/routing.yaml`` (support messages of this product), and
-    the everyday-language frequency of common stems (wordfreq). Never the held-out split."""
+def document_frequency(corpus: list[Labelled], directory: Directory, rules: RoutingRules
+                       ) -> tuple[Counter[str], int, int]:
+    """Stem → number of messages using it, over ``corpus`` and the leads' example messages
+    of ``rules`` (the YAML ones only: the past messages are the corpus itself); the number
+    of documents and of examples."""
     from pipeline.dedup.similarity import stems, subject_words
 
-    corpus, directory = load_corpus("tuning")
     df: Counter[str] = Counter()
     for item in corpus:
         envelope = item.envelope.model_copy()
         envelope.identity = identify(envelope, directory)
         df.update(stems(subject_words(envelope)))
-    rules, _ = load_rules(rules_path)
     examples = [text for category in rules.categories for text in category.examples]
     for text in examples:
         df.update(stems(subject_words(Envelope(channel=Channel.CHAT, source_id="example",
                                                received_at=MONDAY, text=text))))
-    documents = len(corpus) + len(examples)
+    return df, len(corpus) + len(examples), len(examples)
+
+
+def write_vocabulary(min_df: int = 2, rules_path: str = "config/routing.yaml") -> None:
+    """pipeline/dedup/vocabulary.py: document frequency of stems over the *tuning* split and
+    the example messages of ``config/routing.yaml`` (support messages of this product), and
+    the everyday-language frequency of common stems (wordfreq). Never the held-out split."""
+    corpus, directory = load_corpus("tuning")
+    rules, _ = load_rules(rules_path)
+    df, documents, n_examples = document_frequency(corpus, directory, rules)
+    examples = range(n_examples)
     kept = {s: n for s, n in sorted(df.items()) if n >= min_df}
     general = dict(sorted(_general_zipf().items()))
     lines = ['"""Background frequencies of word stems (dedup.similarity): how generic a word is.',
@@ -414,10 +430,163 @@ def write_vocabulary(min_df: int = 2, rules_path: str = "config/routing.yaml") -
           f"{len(general)} common everyday stems")
 
 
+# Cross-validation on the tuning split: folds of whole accounts (a customer's messages are
+# never on both sides), fixed by a hash of the account id so every run uses the same folds.
+CV_FOLDS = 5
+# Dedup settings chosen on the training folds (``--choose``): the candidate values, and the
+# precision a choice must keep there (a hidden request costs more than a split case).
+DEDUP_GRID: dict[str, list[float]] = {
+    "threshold": [30.0, 40.0, 50.0],
+    "min_shared_weight": [1.0, 1.3, 1.6],
+    "single_case_hours": [0.0, 4.0, 24.0],
+    "single_case_max_weight": [1.0, 1.5, 2.0],
+}
+MIN_MERGE_PRECISION = 0.95
+
+
+def account_folds(corpus: list[Labelled], k: int = CV_FOLDS) -> list[set[str]]:
+    accounts = sorted({i.account for i in corpus},
+                      key=lambda a: hashlib.sha1(a.encode()).hexdigest())
+    return [set(accounts[i::k]) for i in range(k)]
+
+
+@contextmanager
+def vocabulary_of(corpus: list[Labelled], directory: Directory, rules: RoutingRules,
+                  min_df: int = 2) -> Iterator[None]:
+    """Dedup's word weights from ``corpus`` alone (as ``--write-vocabulary`` would write
+    them from it): the held-out fold's messages do not make its own words rarer or
+    commoner."""
+    from pipeline.dedup import similarity as sim
+
+    saved = dict(sim.DOCUMENT_FREQUENCY), sim.SAMPLE_MESSAGES
+    df, documents, _ = document_frequency(corpus, directory, rules)
+    sim.DOCUMENT_FREQUENCY.clear()
+    sim.DOCUMENT_FREQUENCY.update({s: n for s, n in df.items() if n >= min_df})
+    sim.SAMPLE_MESSAGES = documents  # type: ignore[misc]
+    sim.weight.cache_clear()
+    try:
+        yield
+    finally:
+        sim.DOCUMENT_FREQUENCY.clear()
+        sim.DOCUMENT_FREQUENCY.update(saved[0])
+        sim.SAMPLE_MESSAGES = saved[1]  # type: ignore[misc]
+        sim.weight.cache_clear()
+
+
+def past_messages(corpus: list[Labelled]) -> list[PastMessage]:
+    """What a lead labels from past traffic: the opening message of each case and its
+    category (follow-ups such as "merci !" say nothing of the category)."""
+    out = []
+    for item in corpus:
+        if item.opens:
+            text = " ".join(item.envelope.full_text().split())
+            if text:
+                out.append(PastMessage(category=item.category, text=text))
+    return out
+
+
+def choose_dedup(corpus: list[Labelled], directory: Directory, base: dict[str, Any]
+                 ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The grid's settings with the best pairwise F1 among those keeping precision ≥
+    MIN_MERGE_PRECISION on ``corpus`` (ties: the stricter settings)."""
+    names = list(DEDUP_GRID)
+    best: tuple[tuple[float, ...], dict[str, Any], dict[str, float]] | None = None
+    for values in product(*(DEDUP_GRID[n] for n in names)):
+        settings = {**base, **dict(zip(names, values, strict=True))}
+        scores = merge_scores(replay(corpus, directory, DedupConfig(**settings), None))
+        ok = scores["precision"] >= MIN_MERGE_PRECISION
+        key = (float(ok), scores["f1"] if ok else scores["precision"], *values)
+        if best is None or key > best[0]:
+            best = (key, settings, scores)
+    assert best is not None
+    return best[1], best[2]
+
+
+def load_rules_with(path: str, overrides: dict[str, Any]) -> RoutingRules:
+    """The rules file with some of its top-level settings replaced (``--set``), validated
+    again."""
+    rules, _ = load_rules(path)
+    if not overrides:
+        return rules
+    return RoutingRules.model_validate({**rules.model_dump(), **overrides})
+
+
+def cross_validate(rules_path: str, dedup_settings: dict[str, Any], choose: bool,
+                   files: str, show: int, rules_overrides: dict[str, Any] | None = None
+                   ) -> None:
+    """Mean over folds of the figures on each held-out fold, everything that learns from
+    messages (dedup's word weights, the past messages of the category classifier, dedup
+    settings with ``--choose``) fitted on the other folds only."""
+    corpus, directory = load_corpus("tuning", files)
+    rules = load_rules_with(rules_path, rules_overrides or {})
+    folds = account_folds(corpus)
+    rows = []
+    pooled: list[Outcome] = []
+    for k, held in enumerate(folds):
+        train = [i for i in corpus if i.account not in held]
+        test = [i for i in corpus if i.account in held]
+        fold_rules = rules
+        if rules.examples_file is not None:
+            fold_rules = rules.model_copy(update={"past_messages": past_messages(train)})
+        with vocabulary_of(train, directory, rules):
+            settings, chosen = dict(dedup_settings), None
+            if choose:
+                settings, chosen = choose_dedup(train, directory, dedup_settings)
+            outcomes = replay(test, directory, DedupConfig(**settings), fold_rules)
+        merges = merge_scores(outcomes)
+        cats = category_scores([(o.item.category, ALIASES.get(o.routing.category or "",
+                                                             o.routing.category or ""))
+                                for o in outcomes])
+        rows.append((merges["precision"], merges["recall"], merges["f1"], cats["accuracy"],
+                     cats["macro_f1"]))
+        pooled += outcomes
+        picked = ("" if chosen is None else "  chosen " + " ".join(
+            f"{n}={settings[n]:g}" for n in DEDUP_GRID) + f" (train P {chosen['precision']:.3f}"
+            f" R {chosen['recall']:.3f})")
+        print(f"fold {k + 1}: {len(test):>3} msgs {len(held):>2} accounts  merges P "
+              f"{rows[-1][0]:.3f} R {rows[-1][1]:.3f} F1 {rows[-1][2]:.3f}  categories acc "
+              f"{rows[-1][3]:.3f} macro-F1 {rows[-1][4]:.3f}{picked}")
+    mean = [sum(r[i] for r in rows) / len(rows) for i in range(5)]
+    print(f"== cross-validation, tuning split, {len(folds)} folds by account: mean merges P "
+          f"{mean[0]:.3f} R {mean[1]:.3f} F1 {mean[2]:.3f}  categories acc {mean[3]:.3f} "
+          f"macro-F1 {mean[4]:.3f}")
+    report("cv (pooled held-out folds)", pooled, show)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "category_examples.yaml"
+
+
+def write_examples(path: Path = EXAMPLES) -> None:
+    """config/category_examples.yaml: the opening message of every case of the *tuning*
+    split and its category, as a lead would label past traffic. Never the held-out ones."""
+    corpus, _ = load_corpus("tuning")
+    messages = past_messages(corpus)
+    lines = ["# Past messages your support leads labelled: the category classifier of",
+             "# routing.yaml (examples_file) learns from them beside the examples written there.",
+             "# Add a message with the category its case turned out to be in; one message per",
+             "# case (the one that opened it: a follow-up such as \"merci\" says nothing).",
+             "# Written from the tuning split of bench/data/decisions/ by",
+             "# `python bench/decisions.py --write-examples` (never from the held-out splits).",
+             "messages:"]
+    for m in sorted(messages, key=lambda m: m.category):
+        text = yaml.safe_dump(m.text, allow_unicode=True, width=10_000).strip()
+        lines.append(f"  - category: {m.category}\n    text: {text.removesuffix('...').strip()}")
+    path.write_text("\n".join(lines) + "\n")
+    check = yaml.safe_load(path.read_text())
+    assert [(m["category"], m["text"]) for m in check["messages"]] == [
+        (m.category, m.text) for m in sorted(messages, key=lambda m: m.category)]
+    print(f"{path}: {len(messages)} labelled past messages")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=[*SPLIT_TITLES, *SPLIT_SETS], default="tuning",
-                        help="both: tuning and held-out v1; all: tuning, v1 and v2")
+    parser.add_argument("--split", choices=[*SPLIT_TITLES, *SPLIT_SETS, "cv"],
+                        default="tuning",
+                        help="both: tuning and held-out v1; all: tuning, v1 and v2; cv: "
+                             f"{CV_FOLDS}-fold cross-validation on tuning, by account")
+    parser.add_argument("--choose", action="store_true",
+                        help="with --split cv: choose dedup settings on each fold's training "
+                             "accounts (grid DEDUP_GRID)")
     parser.add_argument("--files", default="*", metavar="GLOB",
                         help="only the corpus files matching GLOB (without .yaml), e.g. "
                              "heldout-5")
@@ -425,20 +594,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", type=int, default=10, help="mistakes shown per kind")
     parser.add_argument("--dedup", action="append", default=[], metavar="KEY=VALUE",
                         help="override a dedup setting, e.g. --dedup scorer=WRatio")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a top-level setting of the rules file, e.g. "
+                             "--set keyword_odds=4")
     parser.add_argument("--write-vocabulary", action="store_true",
                         help="regenerate pipeline/dedup/vocabulary.py from the tuning split, "
                              "the routing examples and wordfreq")
+    parser.add_argument("--write-examples", action="store_true",
+                        help="regenerate config/category_examples.yaml (past messages the "
+                             "leads labelled) from the tuning split")
     args = parser.parse_args(argv)
+    if args.write_examples:
+        write_examples()
+        return 0
     if args.write_vocabulary:
         write_vocabulary()
         return 0
-    rules, _ = load_rules(args.rules)
+    overrides = dict(kv.split("=", 1) for kv in args.dedup)
+    rules_overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if args.split == "cv":
+        cross_validate(args.rules, overrides, args.choose, args.files, args.show,
+                       rules_overrides)
+        return 0
+    rules = load_rules_with(args.rules, rules_overrides)
     splits = SPLIT_SETS.get(args.split, [args.split])
     for split in splits:
         corpus, directory = load_corpus(split, args.files)
         if not corpus:
             continue
-        dedup = DedupConfig(**dict(kv.split("=", 1) for kv in args.dedup))
+        dedup = DedupConfig(**overrides)
         report(split, replay(corpus, directory, dedup, rules), args.show)
     return 0
 

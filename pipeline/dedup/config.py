@@ -100,6 +100,12 @@ class DedupConfig(BaseModel):
     # In a conversation, a statement with at least this informative weight is a request of
     # its own (a new problem described in full), like a question or "autre chose : …".
     new_subject_weight: float = Field(4.0, gt=0)
+    # A short message (informative weight at most single_case_max_weight) while the customer
+    # has exactly one case active within single_case_hours joins it, unless it names
+    # another reference, changes subject or opens a mail thread of its own. 0 h: off.
+    # Chosen by cross-validation on the tuning split (bench/decisions.py --split cv --choose).
+    single_case_hours: float = Field(24.0, ge=0)
+    single_case_max_weight: float = Field(1.5, ge=0)
     # A case's comparison text: subject and the first messages only (bounded, representative).
     representative_messages: int = Field(3, ge=1)
     # With a rapidfuzz scorer: fewer meaningful words than this never merge by similarity.

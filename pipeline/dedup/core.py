@@ -348,6 +348,41 @@ def _by_conversation(cases: AccountCases, envelope: Envelope, message_stems: set
                   f"of its own")
 
 
+def _by_single_case(cases: AccountCases, envelope: Envelope, message_stems: set[str],
+                    keys: list[str], config: DedupConfig) -> tuple[OpenCase, str] | None:
+    """A short message while the customer has exactly one case active: that case.
+
+    A customer writing a few words ("still kicking us out", "c'est inclus dans mon forfait
+    ?") while one request of theirs is being handled is, far more often than not, talking
+    about it. Not when the message names a reference the case does not have (another order,
+    another invoice), not when it says it changes subject ("autre chose", "btw"), not a
+    mail opening a thread of its own (a subject that is not a reply).
+    """
+    if config.single_case_hours <= 0:
+        return None
+    said = sim.content_weight(message_stems)
+    if said > config.single_case_max_weight:
+        return None
+    if envelope.channel is Channel.EMAIL and envelope.subject and not _REPLY_PREFIX.match(
+            envelope.subject):
+        return None
+    text = sim.message_text(envelope)
+    if sim.NEW_SUBJECT_MARKERS.search(text) or sim.NEW_THING_OPENING.match(text):
+        return None
+    horizon = envelope.received_at - timedelta(hours=config.single_case_hours)
+    active = [c for c in cases.open if horizon <= c.last_activity <= envelope.received_at]
+    if len(active) != 1:
+        return None
+    case = active[0]
+    if any(k not in case.refs for k in keys):
+        return None
+    hours = (envelope.received_at - case.last_activity).total_seconds() / 3600
+    return case, (f"short (informative weight {said:.2f} ≤ {config.single_case_max_weight:g}) "
+                  f"while the customer has one case active within "
+                  f"{config.single_case_hours:g} h ({case.case_id}, {hours:.1f} h before), "
+                  f"no other reference, no change of subject")
+
+
 def _same_person(case: OpenCase, envelope: Envelope) -> bool:
     """The same employee on another channel (WhatsApp then voicemail from one phone)."""
     identity = envelope.identity
@@ -423,6 +458,8 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
     elif (hit := _by_conversation(current, envelope, message_stems, conversation,
                                   config)) is not None:
         found = (hit[0], None, "conversation", hit[1])
+    elif (hit := _by_single_case(current, envelope, message_stems, keys, config)) is not None:
+        found = (hit[0], None, "single-case", hit[1])
 
     if found is not None:
         target, score, how, why = found

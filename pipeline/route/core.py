@@ -9,71 +9,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-
-from rapidfuzz import fuzz, process
 
 from pipeline.envelope import Envelope, Routing
 from pipeline.route.calendar import parse_duration_hours
-from pipeline.route.classify import CategoryGuess, guess
+from pipeline.route.classify import (
+    CategoryGuess,
+    MessageText,
+    guess,
+    keyword_hit,
+    keyword_hits,
+)
 from pipeline.route.rules import Outcome, RoutingRules, When
-from pipeline.textnorm import fold
 
-# Words shorter than this must be spelt right: "tva" with one typo is another word.
-MIN_FUZZY_WORD = 5
-
-
-@dataclass(frozen=True)
-class MessageText:
-    """The folded text of a message, as words and as one string."""
-
-    raw: str
-    folded: str
-    tokens: tuple[str, ...]
-
-    @classmethod
-    def of(cls, envelope: Envelope) -> MessageText:
-        raw = envelope.full_text()
-        folded = fold(raw)
-        return cls(raw, folded, tuple(folded.split()))
-
-
-@lru_cache(maxsize=4096)
-def _folded_keyword(keyword: str) -> str:
-    return fold(keyword.rstrip("*")) + ("*" if keyword.endswith("*") else "")
-
-
-def keyword_hit(keyword: str, text: MessageText, tolerance: float) -> str | None:
-    """The words of ``text`` that match ``keyword`` (accent/case-insensitive, typo-tolerant)."""
-    wanted = _folded_keyword(keyword)
-    if not wanted or wanted == "*":
-        return None
-    if wanted.endswith("*"):
-        stem = wanted[:-1]
-        return next((t for t in text.tokens if t.startswith(stem)), None)
-    if " " in wanted:
-        if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", text.folded):
-            return wanted
-        if len(wanted) >= 8:
-            found = fuzz.partial_ratio_alignment(wanted, text.folded, score_cutoff=tolerance)
-            if found is not None:
-                return text.folded[found.dest_start:found.dest_end].strip()
-        return None
-    if wanted in text.tokens:
-        return wanted
-    if len(wanted) < MIN_FUZZY_WORD:
-        return None
-    best = process.extractOne(wanted, text.tokens, scorer=fuzz.ratio, score_cutoff=tolerance)
-    return best[0] if best else None
+__all__ = ["Classification", "MessageText", "classify", "follow_case", "keyword_hit",
+           "route_case", "route_message"]
 
 
 def _hits(keywords: list[str], text: MessageText, tolerance: float) -> list[str]:
-    found = []
-    for keyword in keywords:
-        hit = keyword_hit(keyword, text, tolerance)
-        if hit is not None:
-            found.append(keyword if fold(keyword) == hit else f"{keyword} (as '{hit}')")
-    return found
+    return keyword_hits(keywords, text, tolerance)
 
 
 @dataclass(frozen=True)
@@ -92,10 +45,11 @@ def classify(text: MessageText, rules: RoutingRules, *,
              exclude_example: int | None = None) -> Classification:
     """The category by similarity to the leads' examples and keywords, with a confidence;
     below ``rules.min_confidence`` the fallback ``default_category``."""
-    hits = {c.name: _hits(c.keywords, text, rules.keyword_tolerance) for c in rules.categories}
-    found = guess(text.raw, rules.examples_key(), {n: h for n, h in hits.items() if h},
+    found = guess(text, rules.categories_key(), tolerance=rules.keyword_tolerance,
                   keyword_weight=rules.keyword_weight, min_confidence=rules.min_confidence,
-                  fallback=rules.default_category, exclude=exclude_example)
+                  fallback=rules.default_category, past=rules.past_key(),
+                  classifier=rules.classifier, keyword_odds=rules.keyword_odds,
+                  exclude=exclude_example)
     difficulty = next((c.difficulty for c in rules.categories if c.name == found.category),
                       None)
     return Classification(found.category, found.reason(rules.min_confidence),

@@ -7,8 +7,10 @@ metrics (counter ``rules.rejected``, ``info.rules_rejected``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import re
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -16,6 +18,8 @@ from pipeline.metrics import StageMetrics
 from pipeline.route.rules import RoutingRules, parse_rules
 
 log = logging.getLogger(__name__)
+# ``examples_file: category_examples.yaml`` at the top level of the rules file.
+EXAMPLES_FILE = re.compile(rb"""(?m)^examples_file:[ \t]*["']?([^"'\s#]+)""")
 
 
 class RulesHolder:
@@ -48,7 +52,7 @@ class RulesHolder:
         except OSError as exc:
             return self._reject(hashlib.sha256(str(exc).encode()).hexdigest(),
                                 f"{self.path}: cannot read: {exc.strerror or exc}")
-        digest = hashlib.sha256(data).hexdigest()
+        digest = self._digest(data)
         if digest == self._seen_digest:
             return False
         if self.rules is not None and digest != self._pending_digest:
@@ -71,6 +75,17 @@ class RulesHolder:
         log.info("event=rules_loaded path=%s version=%s previous=%s rules=%d", self.path,
                  self.version, previous, len(rules.rules))
         return True
+
+    def _digest(self, data: bytes) -> str:
+        """Of the rules file and of the past messages file it names: editing either one
+        reloads the rules."""
+        digest = hashlib.sha256(data)
+        named = EXAMPLES_FILE.search(data)
+        # An unreadable one is reported by parse_rules, with its line.
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if named is not None:
+                digest.update(b"\0" + (self.path.parent / named.group(1).decode()).read_bytes())
+        return digest.hexdigest()
 
     def _reject(self, digest: str, problem: str) -> bool:
         if digest == self._seen_digest:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -47,6 +47,19 @@ class Category(_Strict):
     def model_post_init(self, __context: Any) -> None:
         if not self.keywords and not self.examples:
             raise ValueError(f"category {self.name!r}: give examples or keywords (or both)")
+
+
+class PastMessage(_Strict):
+    """A message a customer sent in the past and the category a lead gave its case."""
+
+    category: str
+    text: str
+
+
+class PastMessages(_Strict):
+    """The file ``examples_file`` names: past messages your leads labelled."""
+
+    messages: list[PastMessage] = Field(default_factory=list)
 
 
 class Queue(_Strict):
@@ -130,6 +143,18 @@ class RoutingRules(_Strict):
     # category's similarity to its examples (cosine, 0-1).
     min_confidence: float = Field(0.4, ge=0, le=1)
     keyword_weight: float = Field(0.15, ge=0, le=1)
+    # "nearest": the three nearest examples of each category and keyword_weight;
+    # "linear": a logistic regression learnt from the examples and the past messages, with
+    # keywords as features (pipeline/route/classify.py).
+    classifier: Literal["nearest", "linear"] = "nearest"
+    # linear: each keyword found (up to two per category) multiplies its category's odds by
+    # this (1: keywords are only short messages the model learnt from).
+    keyword_odds: float = Field(1.0, ge=1, le=1000)
+    # A YAML file of past messages your leads labelled (``messages: [{category, text}]``),
+    # relative to this file: the classifier learns from them beside the examples.
+    examples_file: str | None = None
+    # Filled from examples_file when the file is loaded (may also be written inline).
+    past_messages: list[PastMessage] = Field(default_factory=list)
     queues: dict[str, Queue] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     default: Outcome
@@ -140,9 +165,13 @@ class RoutingRules(_Strict):
             name = next(iter(self.calendars))
         return name, self.calendars[name]
 
-    def examples_key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """The examples of every category, hashable (the classifier is cached by it)."""
-        return tuple((c.name, tuple(c.examples)) for c in self.categories)
+    def categories_key(self) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+        """Every category's examples and keywords, hashable (the classifier is cached by
+        them)."""
+        return tuple((c.name, tuple(c.examples), tuple(c.keywords)) for c in self.categories)
+
+    def past_key(self) -> tuple[tuple[str, str], ...]:
+        return tuple((m.category, m.text) for m in self.past_messages)
 
     def queue_names(self) -> list[str]:
         names = [self.default.queue, *(r.queue for r in self.rules), *self.queues]
@@ -186,7 +215,27 @@ def _problems(rules: RoutingRules) -> list[tuple[tuple[str | int, ...], str]]:
         found.append((("default_difficulty",), f"unknown difficulty {rules.default_difficulty!r}"))
     if not rules.calendars:
         found.append((("calendars",), "at least one calendar is needed"))
+    unknown = sorted({m.category for m in rules.past_messages} - categories)
+    if unknown:
+        found.append((("examples_file",) if rules.examples_file else ("past_messages",),
+                      f"past messages labelled with unknown categories: {', '.join(unknown)}"))
     return found
+
+
+def _past_messages(rules: RoutingRules, doc: YamlDocument, path: str) -> RoutingRules:
+    """The rules with the past messages of ``examples_file`` (relative to ``path``)."""
+    if rules.examples_file is None:
+        return rules
+    where = Path(path).parent / rules.examples_file
+    line = doc.line_of(("examples_file",)) or 1
+    try:
+        text = where.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}:{line} examples_file: cannot read {where}: "
+                          f"{exc.strerror or exc}") from exc
+    past_doc = parse_yaml(text, str(where))
+    past = validate(PastMessages, past_doc)
+    return rules.model_copy(update={"past_messages": [*rules.past_messages, *past.messages]})
 
 
 def parse_rules(text: str, path: str = "<rules>") -> RoutingRules:
@@ -198,6 +247,7 @@ def parse_rules(text: str, path: str = "<rules>") -> RoutingRules:
         rules = validate(RoutingRules, doc)
     except ValueError as exc:  # a check in model_post_init surfaces as a plain ValueError
         raise ConfigError(f"{path}: {exc}") from exc
+    rules = _past_messages(rules, doc, path)
     problems = _problems(rules)
     if problems:
         raise ConfigError("\n".join(
@@ -213,4 +263,8 @@ def load_rules(path: str | Path) -> tuple[RoutingRules, str]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     text = data.decode("utf-8", "replace")
-    return parse_rules(text, str(path)), hashlib.sha256(data).hexdigest()[:12]
+    rules = parse_rules(text, str(path))
+    digest = hashlib.sha256(data)
+    for message in rules.past_messages:  # the version changes with the past messages too
+        digest.update(f"\0{message.category}\0{message.text}".encode())
+    return rules, digest.hexdigest()[:12]

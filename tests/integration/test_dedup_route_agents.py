@@ -54,6 +54,9 @@ async def test_messages_become_cases_in_agent_queues(settings, kafka_io, pipelin
                                                       tmp_path):
     rules_path = tmp_path / "routing.yaml"
     rules_path.write_text(RULES)
+    # The shipped rules name their past messages file, relative to themselves.
+    (tmp_path / "category_examples.yaml").write_text(
+        Path("config/category_examples.yaml").read_text())
     settings = settings.model_copy(update={"route": settings.route.model_copy(update={
         "rules_path": str(rules_path), "reload_interval_seconds": 0.5})})
     await kafka_io.create_topics()

@@ -364,3 +364,51 @@ def test_and_the_next_thing_in_the_same_chat_is_a_new_subject():
     scale = acme.send(whatsapp("w2", "et la balance imprime des étiquettes vides depuis hier",
                                minutes=2))
     assert scale.action == "opened" and scale.case_id != labels.case_id
+
+
+def test_a_short_message_while_the_customer_has_one_case_active_joins_it():
+    # No shared word, no marker: "still kicking us out" hours after the report, while the
+    # customer has that one request going.
+    acme = Account()
+    report = acme.send(whatsapp("w1", "Hi, the till app logs everyone out every few minutes "
+                                "since this morning", minutes=0))
+    short = acme.send(whatsapp("w2", "still kicking us out", minutes=300))
+    assert short.action == "merged" and short.case_id == report.case_id
+    assert short.matched_by == "single-case"
+    assert "one case active within 24 h" in short.evidence[0]
+
+
+def test_a_short_message_does_not_join_when_the_customer_has_two_cases_active():
+    acme = Account()
+    acme.send(whatsapp("w1", "Hi, the till app logs everyone out every few minutes", minutes=0))
+    acme.send(email("m1", "Could you send the November invoice with our VAT number on it?",
+                    subject="November invoice", minutes=60))
+    short = acme.send(whatsapp("w2", "still kicking us out", minutes=300))
+    assert short.matched_by != "single-case"
+
+
+def test_a_short_message_naming_another_order_opens_its_own_case():
+    acme = Account()
+    first = acme.send(email("m1", "La commande MH38 est arrivée incomplète, il manque deux "
+                            "rouleaux", subject="Commande MH38"))
+    other = acme.send(whatsapp("w1", "et pour la KD52 ?", minutes=120))
+    assert other.action == "opened" and other.case_id != first.case_id
+
+
+def test_a_new_mail_thread_is_not_a_follow_up_of_the_only_case():
+    acme = Account()
+    first = acme.send(email("m1", "L'imprimante des tickets n'imprime plus depuis ce matin",
+                            subject="Imprimante"))
+    # Says little by itself, but as a mail of its own (a subject that is not "Re:") it opens
+    # a thread, not a follow-up of the printer.
+    new = acme.send(email("m2", "une formation est possible ?", subject="Formation",
+                          minutes=90))
+    assert new.action == "opened" and new.case_id != first.case_id
+
+
+def test_the_single_case_rule_can_be_turned_off():
+    acme = Account(DedupConfig(single_case_hours=0))
+    report = acme.send(whatsapp("w1", "Hi, the till app logs everyone out every few minutes "
+                                "since this morning", minutes=0))
+    short = acme.send(whatsapp("w2", "still kicking us out", minutes=300))
+    assert short.case_id != report.case_id

@@ -41,3 +41,33 @@ def test_test_explains_category_rule_queue_and_due_time(capsys):
     assert "queue:      billing" in out
     # Friday 16:30 + 4 business hours → Monday 11:30 (Paris calendar).
     assert "take in charge by: Mon 2026-11-30 11:30" in out
+
+
+def test_check_with_the_linear_classifier_warns_about_an_example_of_another_category(
+        tmp_path, capsys):
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(
+        "classifier: linear\n"
+        "categories:\n"
+        "  - name: bug\n"
+        "    examples: [\"la caisse plante\", \"l'écran reste noir\", \"la caisse plante encore\",\n"
+        "               \"l'imprimante plante\", \"message d'erreur\", \"la caisse se fige\",\n"
+        "               \"je veux être remboursé du mois\"]\n"
+        "  - name: refund\n"
+        "    examples: [\"je veux être remboursé\", \"remboursez-moi l'option\",\n"
+        "               \"je veux être remboursée\", \"merci de rembourser le mois\",\n"
+        "               \"remboursement svp\", \"je demande un remboursement\"]\n"
+        "default: {queue: general}\n")
+    assert main(["rules", "check", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "example «je veux être remboursé du mois» classifies as refund" in out
+
+
+def test_test_shows_the_linear_classifiers_confidence_and_nearest_labelled_messages(capsys):
+    code = main(["rules", "test", "config/routing.yaml", "--channel", "chat",
+                 "--text", "Quand je clique sur Enregistrer, rien ne se passe"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "category:   bug  (confidence " in out
+    assert "keywords:   rien ne se passe" in out  # the keyword that made it sure
+    assert out.count("nearest:    ") == 3 and " bug " in out

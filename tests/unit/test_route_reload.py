@@ -86,3 +86,20 @@ def test_half_written_file_is_never_put_in_force(tmp_path):
     assert holder.rejected is None, "the half file was never validated, so never 'rejected'"
     assert holder.reload() is True
     assert route_case(vat_question(), holder.rules).queue == "accounting"  # type: ignore[arg-type]
+
+
+def test_editing_the_past_messages_file_alone_reloads_the_rules(tmp_path):
+    (tmp_path / "past.yaml").write_text(
+        "messages:\n  - {category: billing, text: \"la facture d'octobre\"}\n")
+    path = tmp_path / "routing.yaml"
+    path.write_text("examples_file: past.yaml\n" + GOOD)
+    holder = RulesHolder(path)
+    holder.load()
+    first = holder.version
+    assert holder.rules is not None and len(holder.rules.past_messages) == 1
+    (tmp_path / "past.yaml").write_text(
+        "messages:\n  - {category: billing, text: \"la facture d'octobre\"}\n"
+        "  - {category: billing, text: \"deux factures pour novembre\"}\n")
+    assert holder.reload() is False, "a change waits one interval"
+    assert holder.reload() is True
+    assert len(holder.rules.past_messages) == 2 and holder.version != first
