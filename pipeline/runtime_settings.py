@@ -70,14 +70,13 @@ class WorkerSettings(BaseModel):
     recovery_consistency_check: bool = True
     batch_size: int = Field(500, ge=1)
     # How long a consumer fetch waits for records (faust hard-codes 1500 ms; see faust_app.py).
-    # A record arriving while a fetch waits on idle partitions waits for the next fetch:
-    # measured with bench/chat_latency.py at 100 msg/s, 20 ms gives POST → cases.routed p99
-    # 72 ms where 100 ms gave 934 ms, for ~40 % more CPU per message (docs/benchmarks.md).
-    fetch_max_wait_ms: int = Field(20, ge=0, le=5000)
-    # A hop's batch is handled once full (batch_size) or after this long: a wait every record
-    # of a quiet stream pays (0.05 cost ~50 ms per hop).
-    batch_within_seconds: float = Field(0.005, gt=0)
-    producer_linger_ms: int = Field(1, ge=0)
+    # Lower values cut latency (bench/chat_latency.py at 100 msg/s: 20 ms with
+    # batch_within_seconds 0.005 and producer_linger_ms 1 gave p50 53 ms where these defaults
+    # give 353 ms) but the SIGKILL crash test lost records in 2 of 13 runs with those three
+    # settings, not yet explained (docs/benchmarks.md): the defaults stay the tested ones.
+    fetch_max_wait_ms: int = Field(100, ge=0, le=5000)
+    batch_within_seconds: float = Field(0.05, gt=0)
+    producer_linger_ms: int = Field(10, ge=0)
     producer_max_batch_bytes: int = Field(262_144, gt=0)
     metrics_interval_seconds: float = Field(10.0, gt=0)
     # uvloop cuts the event loop's own cost, a large part of a faust worker's time
