@@ -153,8 +153,7 @@ class FaustContext(StageContext):
         await ensure_topics(self.settings.kafka, extra=list(specs))
 
     def send_soon(self, output: Output) -> None:
-        key = output.key.encode() if output.key is not None else None
-        self.topic(output.topic).send_soon(key=key, value=encode(output.value))
+        self.write([output])
 
     def write(self, outputs: list[Output]) -> None:
         """Queue ``outputs``, each value encoded once (route writes one to two topics)."""
