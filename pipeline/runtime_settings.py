@@ -72,8 +72,8 @@ class WorkerSettings(BaseModel):
     # How long a consumer fetch waits for records (faust hard-codes 1500 ms; see faust_app.py).
     # Lower values cut latency (bench/chat_latency.py at 100 msg/s: 20 ms with
     # batch_within_seconds 0.005 and producer_linger_ms 1 gave p50 53 ms where these defaults
-    # give 353 ms) but the SIGKILL crash test lost records in 2 of 13 runs with those three
-    # settings, not yet explained (docs/benchmarks.md): the defaults stay the tested ones.
+    # give 353 ms); the crash tests lost records with both (issue 13, docs/benchmarks.md),
+    # so these stay until that is explained.
     fetch_max_wait_ms: int = Field(100, ge=0, le=5000)
     batch_within_seconds: float = Field(0.05, gt=0)
     producer_linger_ms: int = Field(10, ge=0)
