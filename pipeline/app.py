@@ -22,6 +22,7 @@ from faust.types import EventT, StreamT
 
 from pipeline.blobstore import BlobStore
 from pipeline.chain import Abandoned, Chain, build_chains
+from pipeline.delivery import DeliveryOrder, Verdict
 from pipeline.faust_app import PipelineApp, flush_completely
 from pipeline.kafka import ensure_topics, gapguard, metadataguard
 from pipeline.runtime_settings import RuntimeSettings
@@ -190,26 +191,43 @@ class FaustContext(StageContext):
         return not self.app.flow_control.is_active()
 
     def hop(self, chain: Chain) -> None:
-        """One agent for the hop: each record of its input through all its steps."""
+        """One agent for the hop: each record of its input through all its steps, each
+        partition's records in order and none skipped (``pipeline/delivery.py``)."""
         conf = self.settings.worker
         source = chain.hop.source
         parallel = chain.parallel
+        resumed: set[int] = set()
 
         async def one(event: EventT) -> None:
             make_current(event)
             self.write(await chain.run(event.value, _meta(source, event)))
 
+        async def admitted(events: list[EventT]) -> list[EventT]:
+            kept = []
+            for event in events:
+                if event.message.partition not in resumed:
+                    resumed.add(event.message.partition)
+                    log.info("event=partition_started hop=%s topic=%s partition=%s offset=%s",
+                             chain.hop.name, source, event.message.partition,
+                             event.message.offset)
+                if await self.admit(event):
+                    kept.append(event)
+                else:
+                    leave_unacknowledged([event])
+            return kept
+
         async def agent(stream: StreamT) -> None:
             batches = stream.take_events(  # type: ignore[attr-defined]
                 parallel if parallel > 1 else conf.batch_size,
                 within=conf.batch_within_seconds)
-            async for events in batches:
+            async for batch in batches:
+                events = await admitted(batch)
                 if parallel > 1:  # each result is queued when ready; acked after the batch
                     results = await asyncio.gather(*(one(event) for event in events),
                                                    return_exceptions=True)
                     failed = [e for e, r in zip(events, results, strict=True)
                               if isinstance(r, BaseException)]
-                    leave_unacknowledged(failed)
+                    self.unprocessed(failed)
                     for result in results:
                         if isinstance(result, BaseException) and not isinstance(result, Abandoned):
                             raise result
@@ -218,13 +236,36 @@ class FaustContext(StageContext):
                     try:
                         await one(event)
                     except Abandoned:
-                        leave_unacknowledged(events[index:])
+                        self.unprocessed(events[index:])
                         break
                     except BaseException:  # a cancel: the rest of the batch was not done
-                        leave_unacknowledged(events[index:])
+                        self.unprocessed(events[index:])
                         raise
 
         self.app.agent(self.topic(source), name=chain.hop.name)(agent)
+
+    async def admit(self, event: EventT) -> bool:
+        """Whether to process ``event`` now; if a record before it was never delivered, the
+        partition is sought back to that record and ``event`` waits for its turn."""
+        message, consumer = event.message, self.app.consumer
+        order: DeliveryOrder = self.app.delivery_order  # type: ignore[attr-defined]
+        verdict = order.admit(
+            message.tp, message.offset, generation=message.generation_id,
+            current_generation=self.app.consumer_generation_id,
+            committed=getattr(consumer, "_committed_offset", {}).get(message.tp))
+        if verdict is Verdict.SEEK:
+            missing = order.next_offset(message.tp)
+            if missing is not None:
+                await consumer.seek(message.tp, missing)
+        return verdict is Verdict.PROCESS
+
+    def unprocessed(self, events: list[EventT]) -> None:
+        """These admitted records were not processed: read again, and nothing after them
+        in their partition is processed or committed before they are."""
+        order: DeliveryOrder = self.app.delivery_order  # type: ignore[attr-defined]
+        for event in reversed(events):
+            order.failed(event.message.tp, event.message.offset)
+        leave_unacknowledged(events)
 
 
 def leave_unacknowledged(events: list[EventT]) -> None:

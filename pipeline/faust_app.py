@@ -26,6 +26,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
+from pipeline.delivery import DeliveryOrder
 from pipeline.kafka import gapguard, true_ends
 from pipeline.runtime_settings import KafkaSettings
 
@@ -50,6 +51,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        # faust's offsets come from acknowledgements and from holes it counts as
+        # acknowledged; never commit past a record the hop has not processed
+        # (pipeline/delivery.py).
+        offsets: dict[TP, int] = super()._filter_committable_offsets(tps)
+        order: DeliveryOrder | None = getattr(self.app, "delivery_order", None)
+        if order is None:
+            return offsets
+        capped = {tp: order.cap(tp, offset) for tp, offset in offsets.items()}
+        return {tp: offset for tp, offset in capped.items() if self._should_commit(tp, offset)}
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -90,6 +102,7 @@ class PipelineApp(faust.App):
                  kafka_settings: KafkaSettings | None = None, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.kafka_settings = kafka_settings
+        self.delivery_order = DeliveryOrder()
         kwargs.setdefault("Table", RecoveryCountingTable)
         super().__init__(*args, **kwargs)
 

@@ -16,8 +16,9 @@ import signal
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from pipeline.kafka import client_options
 from tests.fixtures.broker import tapped
 from tests.fixtures.ops import chat_envelope
 
@@ -43,6 +44,48 @@ async def produce_stream(kafka_io, first: int, last: int, *, pace: float = 0.02)
         await producer.stop()
 
 
+async def committed_offsets(settings, kafka_io) -> dict[int, int | None]:  # type: ignore[no-untyped-def]
+    """The worker group's committed offsets on inbound.raw, per partition."""
+    consumer = AIOKafkaConsumer(**client_options(settings.kafka),
+                                group_id=f"{settings.worker.app_id}-intake",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        name = kafka_io.names("inbound.raw")
+        return {p: await consumer.committed(TopicPartition(name, p))
+                for p in range(settings.kafka.partitions)}
+    finally:
+        await consumer.stop()
+
+
+def offsets_by_partition(records) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    """Each partition's offsets as ranges, so a hole shows."""
+    by: dict[int, list[int]] = {}
+    for r in records:
+        by.setdefault(r.partition, []).append(r.offset)
+    ranges: dict[int, str] = {}
+    for p, offsets in sorted(by.items()):
+        offsets.sort()
+        runs, start = [], offsets[0]
+        for a, b in zip(offsets, offsets[1:] + [None], strict=True):
+            if b != a + 1:
+                runs.append(f"{start}..{a}")
+                start = b
+        ranges[p] = ",".join(runs)
+    return ranges
+
+
+async def where_in_input(kafka_io, ids: set[str]) -> str:  # type: ignore[no-untyped-def]
+    """Where the lost messages sat on inbound.raw: partition and offset ranges."""
+    records = await kafka_io.read("inbound.raw", count=STREAM, timeout=30)
+    lost: dict[int, list[int]] = {}
+    for r in records:
+        if r.value["id"] in ids:
+            lost.setdefault(r.partition, []).append(r.offset)
+    return "; ".join(f"inbound.raw[{p}] offsets {min(o)}..{max(o)} ({len(o)})"
+                     for p, o in sorted(lost.items()))
+
+
 async def interrupt_mid_stream(settings, kafka_io, pipeline_process, sig: int):  # type: ignore[no-untyped-def]
     await kafka_io.create_topics()
     expected = {chat_envelope(n).id: chat_envelope(n) for n in range(STREAM)}
@@ -50,6 +93,7 @@ async def interrupt_mid_stream(settings, kafka_io, pipeline_process, sig: int): 
     stream = asyncio.create_task(produce_stream(kafka_io, 0, STREAM))
     seen = await kafka_io.read("messages.normalized", count=KILL_AFTER, timeout=60)
     code = await asyncio.to_thread(worker.stop, sig)
+    committed_at_stop = await committed_offsets(settings, kafka_io)
     stopped_at = len(await kafka_io.read("messages.normalized", count=STREAM, timeout=2))
     assert len(seen) >= KILL_AFTER
     await stream
@@ -59,7 +103,10 @@ async def interrupt_mid_stream(settings, kafka_io, pipeline_process, sig: int): 
         until=lambda records: expected.keys() <= {r.value["id"] for r in records})
     ids = Counter(r.value["id"] for r in out)
     missing = expected.keys() - ids.keys()
-    assert not missing, f"{len(missing)} of {STREAM} messages lost (e.g. {sorted(missing)[:3]})"
+    assert not missing, (f"{len(missing)} of {STREAM} messages lost: "
+                         f"{await where_in_input(kafka_io, missing)}; committed when stopped: "
+                         f"{committed_at_stop}; now: {await committed_offsets(settings, kafka_io)}; "
+                         f"output offsets: {offsets_by_partition(out)}")
     assert set(ids) == set(expected), "messages that were never sent appeared"
     for record in out:  # a duplicate is the same message: an id-keyed consumer collapses it
         assert record.value["source_id"] == expected[record.value["id"]].source_id
