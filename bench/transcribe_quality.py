@@ -127,6 +127,9 @@ def measure(transcriber: Transcriber, clip_bytes: bytes, utt: Utterance,
     return {
         "seconds": round(seconds, 3), "duration": round(recognition.duration_s, 3),
         "text": transcript.text, "language": transcript.language,
+        # The segments before core.cut_loops: lets a change to the loop cutter be compared on
+        # the same decoding.
+        "raw_text": " ".join(s.text.strip() for s in recognition.segments if s.text.strip()),
         "no_speech": transcript.no_speech, "flags": transcript.flags,
         "confidence": transcript.confidence, "speech_s": transcript.speech_s,
         "wer": round(wer(ref, hyp), 4) if ref else None,

@@ -104,7 +104,12 @@ def _speech(transcript: Transcript, policy: SpamPolicy) -> bool:
     Speech the VAD detected but the model left empty is speech. A known hallucination
     ("thank you for watching") counts only when the VAD heard enough speech under it.
     """
-    if transcript.no_speech or transcript.error:
+    if transcript.error:
+        # A recording that could not be transcribed (too long, a decoder or model failure)
+        # may hold a request: a person listens. Only errors that prove there is nothing to
+        # hear (zero bytes, no samples) count as no speech.
+        return _error_code(transcript.error) not in policy.no_speech_audio_errors
+    if transcript.no_speech:
         return False
     if "speech_not_transcribed" in transcript.flags:
         return True
@@ -116,6 +121,11 @@ def _speech(transcript: Transcript, policy: SpamPolicy) -> bool:
     if said not in phrases:
         return True
     return (transcript.speech_s or 0.0) >= policy.thresholds.hallucination_min_speech_seconds
+
+
+def _error_code(error: str) -> str:
+    """``"too_long: 720 s > 600 s"`` -> ``"too_long"`` (the transcribe stage's error codes)."""
+    return error.split(":", 1)[0].strip()
 
 
 def _heard(env: Envelope, policy: SpamPolicy) -> list[Transcript]:
@@ -203,13 +213,14 @@ def check_incomprehensible(env: Envelope, policy: SpamPolicy) -> Finding | None:
 def unsure_transcripts(env: Envelope, policy: SpamPolicy) -> list[Transcript]:
     """Transcripts of speech an agent should check against the recording.
 
-    Low confidence, not readable words, speech the model could not transcribe, or decoding
-    stopped at a bound (time, token cap, a cut loop).
+    Low confidence, not readable words, speech the model could not transcribe, decoding
+    stopped at a bound (time, token cap, a cut loop), or a recording that could not be
+    transcribed at all (too long, model failure) and may hold speech.
     """
     th = policy.thresholds
     unsure: list[Transcript] = []
     for t in _heard(env, policy):
-        if (UNSURE_TRANSCRIPT_FLAGS & set(t.flags)
+        if (t.error or UNSURE_TRANSCRIPT_FLAGS & set(t.flags)
                 or (t.confidence is not None and t.confidence < th.min_transcript_confidence)
                 or score(t.text).is_gibberish(th.gibberish_ratio, th.gibberish_min_letters)):
             unsure.append(t)
@@ -225,11 +236,14 @@ def review_flags(env: Envelope, policy: SpamPolicy) -> SpamVerdict:
     why = ", ".join(_unsure_reason(t, policy) for t in unsure)
     return SpamVerdict(quarantined=False, flags=["low_confidence_transcript"],
                        listen_to=list(dict.fromkeys(uris)),
-                       explanation=f"Speech was heard but the transcript may be wrong or "
-                                   f"incomplete ({why}): listen to the recording.")
+                       explanation=f"The recording may hold a request but its transcript "
+                                   f"is unsure, incomplete or missing ({why}): listen to "
+                                   f"the recording.")
 
 
 def _unsure_reason(t: Transcript, policy: SpamPolicy) -> str:
+    if t.error:
+        return f"not transcribed: {_error_code(t.error)}"
     if "speech_not_transcribed" in t.flags:
         return "speech detected, nothing transcribed"
     bounds = sorted(UNSURE_TRANSCRIPT_FLAGS & set(t.flags))

@@ -100,6 +100,11 @@ class SpamPolicy(_Strict):
         "merci d'avoir regardé", "thank you for watching", "thanks for watching",
         "subtitles by the amara.org community", "you"])
 
+    # Transcript error codes (pipeline/transcribe/errors.py) that prove a recording holds
+    # nothing to hear. Any other error (too_long, corrupt_audio, transcription_failed, ...)
+    # may hide a request: routed flagged low_confidence_transcript, never quarantined.
+    no_speech_audio_errors: list[str] = Field(default_factory=lambda: ["empty_audio"])
+
     def enabled(self, rule: QuarantineReason, channel: str, tier: str | None) -> bool:
         """Whether ``rule`` applies to a message of ``channel`` from ``tier``."""
         value = getattr(self.rules, rule.value)

@@ -138,19 +138,41 @@ def _norm(word: str) -> str:
     return word.strip(".,;:!?\"'()«»").lower()
 
 
-def cut_loops(text: str, max_ngram: int = 8, min_repeats: int = 3) -> tuple[str, bool]:
+# One "word" that is a short unit repeated back to back ("ah!ah!ah!ah!ah!", "!!!!!!!!!!"):
+# Whisper loops without spaces too. Units of 2-6 characters need 5 copies, one character 10,
+# so "2000000" or "Allô" is left alone (and a run of one digit never: a number).
+_GLUED_LOOP = re.compile(r"(\D)\1{9,}|(.{2,6}?)\2{4,}")
+
+
+def _one_copy(match: re.Match[str]) -> str:
+    char, unit = match.group(1), match.group(2)
+    if char:
+        return char
+    # "0000000000", "0101010101": a number (a phone number is five pairs), never a loop.
+    return match.group(0) if len(set(unit)) == 1 or unit.isdigit() else unit
+
+
+def _cut_glued(word: str) -> str:
+    return _GLUED_LOOP.sub(_one_copy, word)
+
+
+def cut_loops(text: str, max_ngram: int = 24, min_repeats: int = 3) -> tuple[str, bool]:
     """The text with repetition loops cut to one occurrence, and whether one was cut.
 
     A loop is the same 1..``max_ngram`` words repeated back to back at least
     ``min_repeats`` times (4 for one or two words: "non non non" is said, "non" ×4 is not
-    likely). What follows the loop is kept. Greedy decoding at temperature 0 loops on
-    unclear audio until the token limit; the first occurrence is usually what was said.
+    likely); a whole sentence repeated is the usual Whisper loop, hence up to 24 words.
+    What follows the loop is kept, except a last, partial occurrence that ends the text (the
+    token cap cut the loop mid-way). One word made of a short unit repeated is cut too.
+    Greedy decoding at temperature 0 loops on unclear audio until the token limit; the first
+    occurrence is usually what was said.
     """
-    words = _WORD.findall(text)
+    raw = _WORD.findall(text)
+    words = [_cut_glued(w) for w in raw]
+    cut = words != raw
     keys = [_norm(w) for w in words]
     out: list[str] = []
     i = 0
-    cut = False
     while i < len(words):
         skipped = False
         for n in range(1, max_ngram + 1):
@@ -160,12 +182,17 @@ def cut_loops(text: str, max_ngram: int = 8, min_repeats: int = 3) -> tuple[str,
             gram = keys[i:i + n]
             if not any(gram):
                 continue
+            if all(k.isdigit() for k in gram):
+                need = max(need, 6)  # "06 12 12 12 12" is a phone number, not a loop
             reps = 1
             while keys[i + reps * n:i + (reps + 1) * n] == gram:
                 reps += 1
             if reps >= need:
                 out.extend(words[i:i + n])
                 i += reps * n
+                tail = keys[i:]
+                if tail and len(tail) < n and tail == gram[:len(tail)]:
+                    i = len(words)  # the loop's last copy, cut short by the token cap
                 cut = skipped = True
                 break
         if not skipped:

@@ -28,6 +28,17 @@ from tests.integration.twilio_helpers import (
 
 pytestmark = pytest.mark.slow
 
+NO_LANGUAGE_PHONE = "+33655443322"
+NO_LANGUAGE_ACCOUNT = f"""\
+  - id: ACC-78
+    name: Boulangerie Dupont
+    country: FR
+    employees:
+      - id: EMP-78-1
+        name: Marie Dupont
+        phones: ["{NO_LANGUAGE_PHONE}"]
+"""
+
 async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         settings, kafka_io, pipeline_process, pipeline_cli, twilio_cloud, tmp_path,
         whisper_cache_dir):
@@ -36,7 +47,8 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         update={"model_cache_dir": str(whisper_cache_dir), "cpu_threads": 2, "device": "cpu"})})
     await kafka_io.create_topics()
     directory = tmp_path / "employees.yaml"
-    directory.write_text(VOICEMAIL_DIRECTORY)
+    # A second customer whose account has no language: the configured list ([fr, en]) applies.
+    directory.write_text(VOICEMAIL_DIRECTORY + NO_LANGUAGE_ACCOUNT)
     assert pipeline_cli(["directory", "import", str(directory)], settings).returncode == 0
     worker = pipeline_process(["worker", "--stages", "ingest,transcribe,identify,spamfilter"],
                               settings)
@@ -50,11 +62,13 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         await leave_voicemail(hub, twilio_cloud, "CA8002", phone_wav(tmp_path, "silent", None), 4)
         await leave_voicemail(hub, twilio_cloud, "CA8003", garbled, 9)
         await leave_voicemail(hub, twilio_cloud, "CA8004", spoken, 9, caller="+33799000111")
+        await leave_voicemail(hub, twilio_cloud, "CA8005", spoken, 9, caller=NO_LANGUAGE_PHONE)
 
-    accepted = await kafka_io.read("messages.accepted", count=2, timeout=180, quiet=1.0)
+    accepted = await kafka_io.read("messages.accepted", count=3, timeout=180, quiet=1.0)
     spam = await kafka_io.read("messages.spam", count=2, timeout=30, quiet=1.0)
     by_call = {r.value["headers"]["x-twilio-call-sid"]: r for r in accepted + spam}
-    assert sorted(by_call) == ["CA8001", "CA8002", "CA8003", "CA8004"], worker.output()[-3000:]
+    assert sorted(by_call) == ["CA8001", "CA8002", "CA8003", "CA8004", "CA8005"], \
+        worker.output()[-3000:]
     assert sorted(r.value["headers"]["x-twilio-call-sid"] for r in spam) == ["CA8002", "CA8004"]
 
     # The unknown caller: quarantined by the intake hop, the recording never transcribed.
@@ -68,7 +82,7 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
         r.key == "transcribe" and datetime.fromisoformat(r.value["at"]) > outcomes_read
         for r in rs))
     transcribe = [r.value["counters"] for r in metrics if r.key == "transcribe"][-1]
-    assert transcribe.get("in") == 3, transcribe  # the registered caller's three recordings
+    assert transcribe.get("in") == 4, transcribe  # the registered callers' four recordings
 
     # The French voicemail: transcribed in the account's language, routed to an agent.
     french = by_call["CA8001"].value
@@ -91,3 +105,11 @@ async def test_phone_voicemails_speech_is_routed_silence_quarantined(
     assert unsure["spam"]["listen_to"] == [recording]
     assert any(note.startswith("low_confidence_transcript:") and recording in note
                for note in unsure["notes"])
+
+    # The account without a language: detected among the desk's languages only (Whisper base
+    # may pick English on 8 kHz French, never Thai), and routed like any speech.
+    detected = by_call["CA8005"].value
+    [transcript] = detected["transcripts"]
+    assert transcript["language_source"] == "detected", transcript
+    assert transcript["language"] in ("fr", "en"), transcript
+    assert not detected["spam"]["quarantined"] and by_call["CA8005"].key == "ACC-78"

@@ -54,6 +54,10 @@ def heard(text: str, confidence: float | None = 0.9, no_speech: bool = False,
                       speech_s=speech_s, flags=list(flags))
 
 
+def failed(error: str) -> Transcript:
+    return Transcript(attachment_uri=RECORDING.uri, error=error, model="bundled:base")
+
+
 QUARANTINED = [
     # (why, envelope, reason, rule)
     ("out-of-office with RFC 3834", msg(Channel.EMAIL, "Je suis absente jusqu'au 2 décembre.",
@@ -118,6 +122,8 @@ QUARANTINED = [
         Channel.VOICEMAIL, attachments=[RECORDING],
         transcripts=[heard("", confidence=None, no_speech=True, speech_s=0.2)]),
      "silent_call", "silent_call.no_speech"),
+    ("voicemail recording of zero bytes", msg(Channel.VOICEMAIL, attachments=[RECORDING],
+     transcripts=[failed("empty_audio: zero bytes")]), "silent_call", "silent_call.no_speech"),
     ("voicemail 'you' on 0.6 s of noise", msg(Channel.VOICEMAIL, attachments=[RECORDING],
      transcripts=[heard("you", 0.3, speech_s=0.6)]), "silent_call", "silent_call.no_speech"),
     ("standard-tier email, new topic", msg(Channel.EMAIL, "Comment exporter mes ventes en CSV ?",
@@ -195,6 +201,14 @@ ROUTED_UNSURE = [
               flags=("loop_cut",))]), "decoding stopped: loop_cut"),
     ("transcribed gibberish from a voicemail", msg(Channel.VOICEMAIL, attachments=[RECORDING],
      transcripts=[heard("xqzv jrtp mnbv", 0.5, speech_s=5.0)]), "not readable words"),
+    # Recordings that could not be transcribed may hold a request: a person listens.
+    ("12-minute voicemail over max_audio_seconds", msg(Channel.VOICEMAIL, attachments=[
+        RECORDING], transcripts=[failed("too_long: 720 s > 600 s")]),
+     "not transcribed: too_long"),
+    ("voice note the model failed on", msg(attachments=[RECORDING], transcripts=[
+        failed("transcription_failed: RuntimeError")]), "not transcribed: transcription_failed"),
+    ("voicemail truncated upload", msg(Channel.VOICEMAIL, attachments=[RECORDING], transcripts=[
+        failed("corrupt_audio: Invalid data found")]), "not transcribed: corrupt_audio"),
     ("'Thank you for watching' over 9 s of speech", msg(Channel.VOICEMAIL,
      attachments=[RECORDING], transcripts=[heard("Thank you for watching!", 0.2,
                                                  speech_s=9.0)]), "confidence 0.20"),

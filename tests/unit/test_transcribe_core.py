@@ -127,6 +127,16 @@ def test_a_detected_language_outside_the_list_is_never_accepted():
      "la facture est fausse", True),
     ("Bonjour, je voudrais le remboursement, le remboursement, le remboursement, "
      "le remboursement. Merci", "Bonjour, je voudrais le remboursement, Merci", True),
+    # A whole sentence repeated (Whisper's usual loop), the last copy cut short by the cap.
+    ("Bonjour. " + "je voudrais être remboursé de la commande deux mille quarante sept " * 4
+     + "je voudrais être", "Bonjour. je voudrais être remboursé de la commande deux mille "
+     "quarante sept", True),
+    ("le colis le colis le colis. Merci", "le colis le colis le colis. Merci", False),
+    # Loops without spaces; numbers are never loops (a phone number is five pairs).
+    ("Allô ? ah!ah!ah!ah!ah!ah!ah!ah!", "Allô ? ah!", True),
+    ("mon numéro 06 12 12 12 12, commande 1000000", "mon numéro 06 12 12 12 12, commande 1000000",
+     False),
+    ("rappelez le 0101010101 svp", "rappelez le 0101010101 svp", False),
 ])
 def test_repetition_loops_are_cut_to_one_occurrence(text, expected, cut):
     assert core.cut_loops(text) == (expected, cut)
