@@ -197,6 +197,7 @@ class FaustContext(StageContext):
         source = chain.hop.source
         parallel = chain.parallel
         resumed: set[int] = set()
+        self.app.delivery_order.topics.add(self.names(source))  # type: ignore[attr-defined]
 
         async def one(event: EventT) -> None:
             make_current(event)

@@ -48,7 +48,34 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await true_ends(kafka, listed)
 
 
+class _ReadOffsets(dict[Any, Any]):
+    """faust's per-partition read offsets, except for the hops' inputs.
+
+    faust drops a fetched record whose offset is below the partition's read offset. A seek
+    resets that offset, but records fetched before the seek and handed over after it set it
+    forward again, and the records read a second time from the sought offset were then
+    dropped for good (a whole batch lost after a rebalance). For the topics
+    ``DeliveryOrder`` keeps in order, every record is handed to the hop, which passes over
+    the ones it already processed.
+    """
+
+    def __init__(self, ordered: set[str]) -> None:
+        super().__init__()
+        self._ordered = ordered
+
+    def __getitem__(self, tp: Any) -> Any:
+        if tp.topic in self._ordered:
+            return None
+        return self.get(tp)
+
+
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        order: DeliveryOrder | None = getattr(self.app, "delivery_order", None)
+        if order is not None:
+            self._read_offset = _ReadOffsets(order.topics)
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -71,6 +71,16 @@ def test_a_hole_the_re_read_skips_again_is_accepted() -> None:
     assert order.cap(P, 229) == 229
 
 
+def test_a_re_read_that_starts_past_the_record_that_made_the_seek_seeks_again() -> None:
+    # the seek did not take (seen: faust dropped the re-read records): never accepted
+    order = DeliveryOrder(clock=Clock())
+    assert admit(order, 227) is Verdict.SEEK
+    assert admit(order, 300) is Verdict.SKIP
+    assert admit(order, 250) is Verdict.SEEK
+    assert order.accepted_gaps == 0
+    assert order.cap(P, 1200) == 180
+
+
 def test_records_fetched_before_a_rebalance_are_left_for_the_re_read() -> None:
     order = DeliveryOrder()
     assert admit(order, 180, generation=1, current=2) is Verdict.SKIP
