@@ -264,7 +264,7 @@ class FaustContext(StageContext):
         """These admitted records were not processed: read again, and nothing after them
         in their partition is processed or committed before they are."""
         order: DeliveryOrder = self.app.delivery_order  # type: ignore[attr-defined]
-        for event in reversed(events):
+        for event in events:
             order.failed(event.message.tp, event.message.offset)
         leave_unacknowledged(events)
 

@@ -27,10 +27,28 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
 from pipeline.delivery import DeliveryOrder
+from pipeline.errors import ConfigError
 from pipeline.kafka import gapguard, true_ends
 from pipeline.runtime_settings import KafkaSettings
 
 log = logging.getLogger("pipeline.tables")
+
+# The faust version whose consumer internals this module relies on: the read-offset map
+# (``Consumer._read_offset``, read by ``_drain_messages``), the committed offsets
+# (``_committed_offset``), ``_filter_committable_offsets`` and ``Message.generation_id``.
+# tests/unit/test_faust_internals.py fails when they move.
+CHECKED_FAUST = "0.15.3"
+
+
+def check_faust_version(version: str = faust.__version__) -> None:
+    """Refuse to run on a faust whose internals were not checked: a moved read-offset map
+    would bring back the batch lost after a seek (pipeline/delivery.py)."""
+    if version != CHECKED_FAUST:
+        raise ConfigError(
+            f"pipeline/faust_app.py was written against faust-streaming {CHECKED_FAUST}, "
+            f"found {version}: check faust/transport/consumer.py (_drain_messages, "
+            f"_read_offset, _committed_offset, _filter_committable_offsets) and "
+            f"tests/unit/test_faust_internals.py")
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -127,6 +145,7 @@ class PipelineApp(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 100,
                  kafka_settings: KafkaSettings | None = None, **kwargs: Any) -> None:
+        check_faust_version()
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.kafka_settings = kafka_settings
         self.delivery_order = DeliveryOrder()
