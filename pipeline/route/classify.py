@@ -25,15 +25,20 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from pipeline.envelope import Envelope
 from pipeline.textnorm import fold
+
+# scikit-learn and scipy take ~2.3 s to import here: they are imported where a model is
+# built, so that commands and connectors that never classify start without them.
+if TYPE_CHECKING:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
 
 NEAREST_PER_CATEGORY = 3
 # Softmax temperature on the combined scores (similarities are cosines, 0-1).
@@ -174,6 +179,8 @@ class ExampleModel:
         self.texts, self.labels, self.names = texts, labels, names
         self.vectorizer: TfidfVectorizer | None = None
         if self.texts:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
             self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5),
                                               preprocessor=fold, sublinear_tf=True,
                                               min_df=1)
@@ -217,6 +224,9 @@ class LinearModel:
 
     def __init__(self, categories: CategoryKey, past: tuple[tuple[str, str], ...],
                  tolerance: float, settings: LinearSettings) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
         texts, labels, names = _labelled(categories, past)
         if settings.keywords_as_examples:
             # A keyword is a (very short) labelled message of its category: a category a
@@ -235,6 +245,8 @@ class LinearModel:
         self.only: str | None = labels[0] if len(set(labels)) == 1 else None
         if len(set(labels)) < 2:
             return
+        from scipy import sparse
+
         features = sparse.hstack([self.chars.fit_transform(texts),
                                   self.words.fit_transform(texts),
                                   self._keyword_features(texts)]).tocsr()
@@ -244,6 +256,8 @@ class LinearModel:
         self.model.fit(features, labels)
 
     def _keyword_features(self, texts: list[str]) -> sparse.csr_matrix:
+        from scipy import sparse
+
         if not self.keyword_value:
             return sparse.csr_matrix((len(texts), len(self.names)))
         rows = [[self.keyword_value * min(2, len(keyword_hits(
@@ -255,6 +269,8 @@ class LinearModel:
     def probabilities(self, text: str) -> dict[str, float]:
         if self.model is None:
             return {self.only: 1.0} if self.only else {}
+        from scipy import sparse
+
         features = sparse.hstack([self.chars.transform([text]), self.words.transform([text]),
                                   self._keyword_features([text])]).tocsr()
         proba = self.model.predict_proba(features)[0]
