@@ -15,8 +15,9 @@ message's ``received_at``, and prints:
     nice -n 10 python bench/decisions.py --split tuning --show 20
     nice -n 10 python bench/decisions.py --split heldout2 --show 0
 
-Tune on ``tuning`` only. ``heldout`` (held-out v1) was read while tuning earlier rounds, so it
-is reported as "seen"; ``heldout2`` (held-out v2) is the blind figure.
+Tune on ``tuning`` only (``--split cv`` is the tuning signal). Held-out v1, whose mistakes
+were read in earlier rounds, became part of ``tuning`` in the fifth round; ``heldout2``
+(held-out v2) and later held-out splits are the blind figures.
 """
 
 from __future__ import annotations
@@ -62,10 +63,9 @@ CORPUS = Path(__file__).resolve().parent / "data" / "decisions"
 MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Paris"))
 # Category names of rule files written before the default set of issue 14.
 ALIASES = {"how-to": "question"}
-# How each split is named in the report: held-out v1's mistakes were read in earlier rounds.
-SPLIT_TITLES = {"tuning": "tuning", "heldout": "held-out v1 (seen)",
-                "heldout2": "held-out v2"}
-SPLIT_SETS = {"both": ["tuning", "heldout"], "all": ["tuning", "heldout", "heldout2"]}
+# How each split is named in the report.
+SPLIT_TITLES = {"tuning": "tuning", "heldout2": "held-out v2"}
+SPLIT_SETS = {"all": ["tuning", "heldout2"]}
 
 
 @dataclass
@@ -149,12 +149,12 @@ def _envelope(account: dict[str, Any], i: int, msg: dict[str, Any],
 
 def load_corpus(split: str, files: str = "*") -> tuple[list[Labelled], Directory]:
     """The split's messages in time order (all accounts interleaved) and the directory;
-    ``files``: a glob on the corpus file names (``heldout-5`` alone: a fresh file's figure)."""
+    ``files``: a glob on the corpus file names (``heldout2-3`` alone: one file's figure)."""
     directory = Directory(default_region="FR")
     out: list[Labelled] = []
     for path in sorted(CORPUS.glob(f"{files}.yaml")):
         doc = yaml.safe_load(path.read_text())
-        if split != "both" and doc["split"] != split:
+        if doc["split"] != split:
             continue
         for account in doc["accounts"]:
             acct = Account(id=account["id"], name=account["name"], tier=account["tier"],
@@ -582,14 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=[*SPLIT_TITLES, *SPLIT_SETS, "cv"],
                         default="tuning",
-                        help="both: tuning and held-out v1; all: tuning, v1 and v2; cv: "
+                        help="all: tuning and every held-out split; cv: "
                              f"{CV_FOLDS}-fold cross-validation on tuning, by account")
     parser.add_argument("--choose", action="store_true",
                         help="with --split cv: choose dedup settings on each fold's training "
                              "accounts (grid DEDUP_GRID)")
     parser.add_argument("--files", default="*", metavar="GLOB",
                         help="only the corpus files matching GLOB (without .yaml), e.g. "
-                             "heldout-5")
+                             "heldout2-3")
     parser.add_argument("--rules", default="config/routing.yaml")
     parser.add_argument("--show", type=int, default=10, help="mistakes shown per kind")
     parser.add_argument("--dedup", action="append", default=[], metavar="KEY=VALUE",

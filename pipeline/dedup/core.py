@@ -305,6 +305,45 @@ def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set
                          f"{found.shared_weight:g} ≥ {config.continuation_min_shared_weight:g}")
 
 
+def _by_resolution(cases: AccountCases, envelope: Envelope, message_stems: set[str],
+                   conversation: dict[str, float], config: DedupConfig
+                   ) -> tuple[OpenCase, str] | None:
+    """A short message saying a problem is solved or an answer found ("ça remarche, merci",
+    "found the loyalty thing, thanks") closes the loop on one of the sender's recent cases:
+    the one it shares an informative word with, else the latest problem report when it
+    says something works again, else the latest case."""
+    if len(summary_words(envelope)) > config.continuation_max_words:
+        return None
+    text = sim.message_text(envelope)
+    marker = sim.RESOLVED_MARKERS.search(text)
+    if marker is None or sim.RESOLVED_BUT.search(text) or sim.NEW_SUBJECT_MARKERS.search(text):
+        return None
+    if sim.QUESTION_OPENINGS.match(text):  # "c'est où qu'on règle …": a new question
+        return None
+    horizon = envelope.received_at - timedelta(hours=config.follow_up_hours)
+    own = [c for c in cases.open if (c.case_id in conversation or c.sender == envelope.sender_key
+                                     or _same_person(c, envelope))
+           and horizon <= c.last_activity <= envelope.received_at]
+    if not own:
+        return None
+    shared = [(sim.similarity(message_stems, sim.stems(c.summary.split())), c) for c in own]
+    sharing = [(found, c) for found, c in shared
+               if found.shared_weight >= config.continuation_min_shared_weight]
+    if sharing:
+        found, case = max(sharing, key=lambda fc: (fc[0].shared_weight, fc[1].last_activity))
+        spelled = {sim.stem(w): w for w in reversed(summary_words(envelope))}
+        which = f"the case it shares {found.describe(spelled)} with"
+    else:
+        reported = [c for c in own if not c.opened_by_question]
+        works_again = sim.WORKS_AGAIN.search(text) is not None
+        case = max(reported if works_again and reported else own, key=lambda c: c.last_activity)
+        which = ("the sender's latest problem report" if works_again and reported
+                 else "the sender's latest case")
+    hours = (envelope.received_at - case.last_activity).total_seconds() / 3600
+    return case, (f"says it is solved ({marker.group(0)!r}): closes the loop on {which}, "
+                  f"active {hours:.1f} h before")
+
+
 def _by_follow_up(cases: AccountCases, envelope: Envelope, message_stems: set[str],
                   conversation: dict[str, float], config: DedupConfig
                   ) -> tuple[OpenCase, str] | None:
@@ -452,6 +491,9 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
         found = (similar[0], similar[1], "fuzzy", similar[2])
     elif (cont := _by_continuation(current, envelope, message_stems, config)) is not None:
         found = (cont[0], cont[1].score, "continuation", cont[2])
+    elif (hit := _by_resolution(current, envelope, message_stems, conversation,
+                                config)) is not None:
+        found = (hit[0], None, "resolution", hit[1])
     elif (hit := _by_follow_up(current, envelope, message_stems, conversation,
                                config)) is not None:
         found = (hit[0], None, "follow-up", hit[1])

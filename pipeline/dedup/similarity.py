@@ -68,6 +68,21 @@ CONTINUATION_MARKERS = re.compile(
 STATUS_MARKERS = re.compile(
     r"\b(marche|marchent|fonctionne|fonctionnent|reparti|repart|remarche|recommence|revenu|"
     r"plante|bloque|bloquee|working|works|broken|fixed|still|toujours)\b")
+# Says a problem is solved or an answer found ("ça remarche", "c'est réparé", "j'ai trouvé",
+# "found it", "fixed"): the customer closes the loop on one of their requests, whatever
+# words of it they repeat.
+RESOLVED_MARKERS = re.compile(
+    r"\b(remarche|remarchent|refonctionne|refonctionnent|repare|reparee|reparees|resolu|"
+    r"resolue|est regle|est reglee|sont regles|c est bon|ca passe|c est revenu|est revenu|est revenue|"
+    r"sont revenu|sont revenues|j ai trouve|on a trouve|trouve le|trouve la|found|fixed|"
+    r"solved|sorted|works now|working now|works again|working again|all good)\b")
+# ... unless it goes on to something else ("c'est bon pour la TVA, par contre l'export …").
+RESOLVED_BUT = re.compile(r"\b(par contre|en revanche|however|but now|mais maintenant)\b")
+# Of those, the ones about a problem (it works again), not about a question answered.
+WORKS_AGAIN = re.compile(
+    r"\b(remarche|remarchent|refonctionne|refonctionnent|repare|reparee|reparees|"
+    r"ca passe|c est revenu|est revenu|est revenue|sont revenu|sont revenues|fixed|"
+    r"works now|working now|works again|working again)\b")
 # Asking or requesting without a question mark, anywhere in the message ("et je voudrais
 # savoir si …", "et une idée : ce serait top de …", "I'd like to know …").
 REQUEST_PHRASES = re.compile(

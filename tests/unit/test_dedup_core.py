@@ -71,8 +71,8 @@ def test_reworded_follow_up_merges_by_fuzzy_score_with_evidence():
     acme = Account()
     printer = acme.send(email("m1", "Depuis la mise à jour, notre imprimante n'imprime plus les "
                               "étiquettes d'expédition.", subject="Imprimante en panne"))
-    again = acme.send(email("m2", "L'imprimante n'imprime toujours plus les étiquettes, c'est "
-                            "urgent", minutes=240))
+    again = acme.send(email("m2", "Les étiquettes d'expédition ne sortent plus de "
+                            "l'imprimante, c'est urgent", minutes=240))
     assert again.action == "merged" and again.case_id == printer.case_id
     assert again.matched_by == "fuzzy"
     assert again.score is not None and again.score >= CONFIG.threshold
@@ -412,3 +412,41 @@ def test_the_single_case_rule_can_be_turned_off():
                                 "since this morning", minutes=0))
     short = acme.send(whatsapp("w2", "still kicking us out", minutes=300))
     assert short.case_id != report.case_id
+
+
+def test_works_again_thanks_closes_the_loop_on_the_problem_not_the_later_question():
+    acme = Account()
+    printer = acme.send(whatsapp("w1", "l'imprimante à tickets ne sort plus rien depuis ce "
+                                 "matin", minutes=0))
+    vat = acme.send(email("m2", "Où se trouve le paramètre du taux de TVA réduit pour la "
+                          "vente à emporter ?", subject="TVA à emporter", minutes=120))
+    back = acme.send(whatsapp("w3", "ça remarche, merci de m'avoir tenu au courant",
+                              minutes=60 * 20))
+    assert vat.case_id != printer.case_id
+    assert back.action == "merged" and back.case_id == printer.case_id
+    assert back.matched_by == "resolution"
+    assert "remarche" in back.evidence[0] and "problem report" in back.evidence[0]
+
+
+def test_found_it_thanks_joins_the_case_it_names_a_word_of():
+    acme = Account()
+    loyalty = acme.send(whatsapp("w1", "how do I turn on the loyalty points for regulars?",
+                                 minutes=0))
+    scanner = acme.send(whatsapp("w2", "the barcode scanner beeps but nothing shows on the "
+                                 "screen", minutes=90))
+    found = acme.send(whatsapp("w3", "found the loyalty thing, thanks", minutes=60 * 22))
+    assert scanner.case_id != loyalty.case_id
+    assert found.action == "merged" and found.case_id == loyalty.case_id
+    assert found.matched_by == "resolution" and "loyalty" in found.evidence[0]
+
+
+def test_a_question_about_setting_something_or_a_but_is_not_a_resolution():
+    acme = Account()
+    crash = acme.send(whatsapp("w1", "URGENT la caisse plante quand on encaisse une table "
+                               "de plus de 10 couverts", minutes=0))
+    question = acme.send(whatsapp("w2", "c'est où qu'on règle l'heure de clôture de la "
+                                  "journée ? on ferme à 2h", minutes=60 * 23))
+    but = acme.send(whatsapp("w3", "c'est bon pour les couverts, par contre l'export compta "
+                             "est vide", minutes=60 * 24))
+    assert question.action == "opened" and question.case_id != crash.case_id
+    assert but.matched_by != "resolution"
