@@ -64,8 +64,9 @@ MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Paris"))
 ALIASES = {"how-to": "question"}
 # How each split is named in the report: held-out v1's mistakes were read in earlier rounds.
 SPLIT_TITLES = {"tuning": "tuning", "heldout": "held-out v1 (seen)",
-                "heldout2": "held-out v2"}
-SPLIT_SETS = {"both": ["tuning", "heldout"], "all": ["tuning", "heldout", "heldout2"]}
+                "heldout2": "held-out v2", "heldout3": "held-out v3"}
+SPLIT_SETS = {"both": ["tuning", "heldout"],
+              "all": ["tuning", "heldout", "heldout2", "heldout3"]}
 
 
 @dataclass
