@@ -33,7 +33,7 @@ from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.refs import ref_key
 from pipeline.dedup.similarity import STOP_WORDS
 from pipeline.envelope import CaseLink, Channel, Envelope, Reference
-from pipeline.textnorm import words
+from pipeline.textnorm import fold, words
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|tr|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
 CASE_TAG = re.compile(r"\b(C-[0-9A-F]{10})\b", re.IGNORECASE)
@@ -63,6 +63,9 @@ class OpenCase(BaseModel):
     opening_message_id: str | None = None
     # The directory's employee who opened it: the same person on another channel.
     employee_id: str | None = None
+    # That employee's first name, folded: a colleague's "Bastien vous a écrit ce matin"
+    # points at this case.
+    employee_first_name: str | None = None
     # Opened by a question ("comment …?") rather than a problem report: a status follow-up
     # ("ça ne marche toujours pas") is about the latter.
     opened_by_question: bool = False
@@ -305,6 +308,36 @@ def _by_continuation(cases: AccountCases, envelope: Envelope, message_stems: set
                          f"{found.shared_weight:g} ≥ {config.continuation_min_shared_weight:g}")
 
 
+def _by_mention(cases: AccountCases, envelope: Envelope, config: DedupConfig
+                ) -> tuple[OpenCase, str] | None:
+    """A message that points at an earlier one: a colleague's ("je suis la collègue de
+    Bastien, il vous a écrit ce matin", "following Fiona's email") or the sender's own on
+    another channel ("j'ai téléphoné ce matin", "je vous ai envoyé un mail"): the latest case
+    that person opened, active within ``follow_up_hours``."""
+    text = sim.message_text(envelope)
+    if sim.NEW_SUBJECT_MARKERS.search(text):
+        return None
+    horizon = envelope.received_at - timedelta(hours=config.follow_up_hours)
+    recent = [c for c in cases.open if horizon <= c.last_activity <= envelope.received_at]
+    if not recent:
+        return None
+    if (said := sim.COLLEAGUE_REFERENCE.search(text)) is not None:
+        words = set(text.split())
+        named = [c for c in recent if c.employee_first_name and c.employee_first_name in words
+                 and not _same_person(c, envelope)]
+        if named:
+            case = max(named, key=lambda c: c.last_activity)
+            return case, (f"names {case.employee_first_name!r}, who opened it, and points at "
+                          f"their message ({said.group(0)!r})")
+    if (said := sim.SELF_REFERENCE.search(text)) is not None:
+        own = [c for c in recent if c.sender == envelope.sender_key or _same_person(c, envelope)]
+        if own:
+            case = max(own, key=lambda c: c.last_activity)
+            return case, (f"points at the sender's own earlier message ({said.group(0)!r}): "
+                          f"their latest case, on {case.channel.value}")
+    return None
+
+
 def _by_resolution(cases: AccountCases, envelope: Envelope, message_stems: set[str],
                    conversation: dict[str, float], config: DedupConfig
                    ) -> tuple[OpenCase, str] | None:
@@ -317,6 +350,8 @@ def _by_resolution(cases: AccountCases, envelope: Envelope, message_stems: set[s
     text = sim.message_text(envelope)
     marker = sim.RESOLVED_MARKERS.search(text)
     if marker is None or sim.RESOLVED_BUT.search(text) or sim.NEW_SUBJECT_MARKERS.search(text):
+        return None
+    if sim.NOT_RESOLVED.search(text):  # "ça ne marche pas", "still not working"
         return None
     if sim.QUESTION_OPENINGS.match(text):  # "c'est où qu'on règle …": a new question
         return None
@@ -334,11 +369,19 @@ def _by_resolution(cases: AccountCases, envelope: Envelope, message_stems: set[s
         spelled = {sim.stem(w): w for w in reversed(summary_words(envelope))}
         which = f"the case it shares {found.describe(spelled)} with"
     else:
+        # Something working again is about a problem the customer reported; an answer found
+        # is about a question they asked.
         reported = [c for c in own if not c.opened_by_question]
-        works_again = sim.WORKS_AGAIN.search(text) is not None
-        case = max(reported if works_again and reported else own, key=lambda c: c.last_activity)
-        which = ("the sender's latest problem report" if works_again and reported
-                 else "the sender's latest case")
+        asked = [c for c in own if c.opened_by_question]
+        if sim.WORKS_AGAIN.search(text) and reported:
+            pool, which = reported, "the sender's problem report"
+        elif sim.ANSWER_FOUND.search(text) and asked:
+            pool, which = asked, "the sender's question"
+        else:
+            pool, which = own, "the sender's case"
+        if len(pool) > 1:
+            return None  # which one is a guess: the rules after this one decide
+        case = pool[0]
     hours = (envelope.received_at - case.last_activity).total_seconds() / 3600
     return case, (f"says it is solved ({marker.group(0)!r}): closes the loop on {which}, "
                   f"active {hours:.1f} h before")
@@ -422,6 +465,12 @@ def _by_single_case(cases: AccountCases, envelope: Envelope, message_stems: set[
                   f"no other reference, no change of subject")
 
 
+def _first_name(envelope: Envelope) -> str | None:
+    name = envelope.identity.employee_name if envelope.identity else None
+    first = fold(name).split()[0] if name and fold(name).split() else None
+    return first if first and len(first) >= 3 else None
+
+
 def _same_person(case: OpenCase, envelope: Envelope) -> bool:
     """The same employee on another channel (WhatsApp then voicemail from one phone)."""
     identity = envelope.identity
@@ -489,6 +538,8 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
     elif (similar := _by_similarity(current, envelope, text_words, conversation,
                                                config)) is not None:
         found = (similar[0], similar[1], "fuzzy", similar[2])
+    elif (hit := _by_mention(current, envelope, config)) is not None:
+        found = (hit[0], None, "mention", hit[1])
     elif (cont := _by_continuation(current, envelope, message_stems, config)) is not None:
         found = (cont[0], cont[1].score, "continuation", cont[2])
     elif (hit := _by_resolution(current, envelope, message_stems, conversation,
@@ -517,6 +568,7 @@ def assign(cases: AccountCases, envelope: Envelope, refs: list[Reference],
         last_activity=envelope.received_at, channel=envelope.channel,
         sender=envelope.sender_key, subject=(envelope.subject or "")[:200],
         employee_id=envelope.identity.employee_id if envelope.identity else None,
+        employee_first_name=_first_name(envelope),
         summary=_capped(" ".join(text_words), config), refs=keys,
         message_ids=[envelope.id], thread_ids=_thread_ids(envelope),
         opening_message_id=envelope.id, message_count=1, deprioritised=bool(others),

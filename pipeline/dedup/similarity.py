@@ -69,20 +69,47 @@ STATUS_MARKERS = re.compile(
     r"\b(marche|marchent|fonctionne|fonctionnent|reparti|repart|remarche|recommence|revenu|"
     r"plante|bloque|bloquee|working|works|broken|fixed|still|toujours)\b")
 # Says a problem is solved or an answer found ("ça remarche", "c'est réparé", "j'ai trouvé",
-# "found it", "fixed"): the customer closes the loop on one of their requests, whatever
-# words of it they repeat.
+# "merci pour l'explication", "found it", "fixed"): the customer closes the loop on one of
+# their requests, whatever words of it they repeat.
 RESOLVED_MARKERS = re.compile(
-    r"\b(remarche|remarchent|refonctionne|refonctionnent|repare|reparee|reparees|resolu|"
-    r"resolue|est regle|est reglee|sont regles|c est bon|ca passe|c est revenu|est revenu|est revenue|"
-    r"sont revenu|sont revenues|j ai trouve|on a trouve|trouve le|trouve la|found|fixed|"
-    r"solved|sorted|works now|working now|works again|working again|all good)\b")
-# ... unless it goes on to something else ("c'est bon pour la TVA, par contre l'export …").
+    r"(^trouve\b|\b(remarche|remarchent|refonctionne|refonctionnent|repare|reparee|reparees|"
+    r"resolu|resolue|est regle|est reglee|sont regles|c est bon|ca passe|c est revenu|"
+    r"est revenu|est revenue|sont revenu|sont revenues|reparti|ca va mieux|va mieux|"
+    r"ca va maintenant|ca marche|ca a marche|c est beau|il fallait|c etait (le|la|les|l|un|une|"
+    r"juste|bien)|j ai pu|on a pu|j ai reussi|on a reussi|j ai trouve|on a trouve|"
+    r"trouve le|trouve la|trouve les|vu dans|merci pour (l explication|le retour|votre aide|"
+    r"l aide|la reponse|le profil|le coup de main|le lien|l info)|found|fixed|solved|sorted|"
+    r"works now|working now|works again|working again|all good|done it|did it|sort itself|"
+    r"sorted itself|fine all|all fine)\b)")
+# ... unless it goes on to something else ("c'est bon pour la TVA, par contre l'export …"),
+# or says it is not solved ("ça ne marche pas", "still not working").
 RESOLVED_BUT = re.compile(r"\b(par contre|en revanche|however|but now|mais maintenant)\b")
-# Of those, the ones about a problem (it works again), not about a question answered.
+NOT_RESOLVED = re.compile(
+    r"\b(ne|n|pas|not|no|still|toujours|rien|nothing|can t|cannot|won t|doesn t|didn t|"
+    r"isn t|aren t)\b")
+# Of those, the ones about a problem (it works again), and the ones about an answer found
+# (a question the customer had asked).
 WORKS_AGAIN = re.compile(
     r"\b(remarche|remarchent|refonctionne|refonctionnent|repare|reparee|reparees|"
-    r"ca passe|c est revenu|est revenu|est revenue|sont revenu|sont revenues|fixed|"
-    r"works now|working now|works again|working again)\b")
+    r"ca passe|c est revenu|est revenu|est revenue|sont revenu|sont revenues|reparti|"
+    r"ca va mieux|va mieux|ca va maintenant|ca a marche|fixed|works now|working now|"
+    r"works again|working again|sort itself|sorted itself|fine all|all fine)\b")
+ANSWER_FOUND = re.compile(
+    r"(^trouve\b|\b(j ai trouve|on a trouve|trouve le|trouve la|trouve les|vu dans|found|"
+    r"merci pour (l explication|la reponse|l info)|done it|did it|j ai pu|on a pu)\b)")
+# Points at a colleague's message ("il vous a écrit", "following Fiona's email", "suite aux
+# messages de Léa", "je travaille avec Réjean"): with the colleague's first name, their case.
+COLLEAGUE_REFERENCE = re.compile(
+    r"\b(vous a ecrit|vous a appele|vous a telephone|vous a envoye|vous a laisse|a ecrit|"
+    r"a appele|a telephone|suite a|suite aux|collegue|colleague|following|travaille avec|"
+    r"works with|work with|wrote|called|phoned|emailed|messaged|s email|s message)\b")
+# Points at the sender's own earlier message on another channel ("j'ai téléphoné ce matin",
+# "je vous ai envoyé un mail", "I called earlier").
+SELF_REFERENCE = re.compile(
+    r"\b(j ai (telephone|appele|ecrit|envoye|laisse un message)|je vous ai (telephone|appele|"
+    r"ecrit|envoye|laisse)|je vous avais (telephone|appele|ecrit|envoye)|mon (message|mail|"
+    r"courriel|appel) de|i (called|phoned|emailed|wrote|messaged|left a message)|my (email|"
+    r"message|call|voicemail) (this|earlier|yesterday|from))\b")
 # Asking or requesting without a question mark, anywhere in the message ("et je voudrais
 # savoir si …", "et une idée : ce serait top de …", "I'd like to know …").
 REQUEST_PHRASES = re.compile(

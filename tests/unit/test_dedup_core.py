@@ -223,7 +223,7 @@ def test_short_remarks_in_the_conversation_stay_with_the_case():
     more = acme.send(whatsapp("SM2", "on a déjà débranché rebranché", minutes=1))
     thanks = acme.send(whatsapp("SM3", "c'est reparti, merci !", minutes=200))
     assert more.case_id == first.case_id and more.matched_by == "conversation"
-    assert thanks.case_id == first.case_id and thanks.matched_by == "follow-up"
+    assert thanks.case_id == first.case_id and thanks.matched_by == "resolution"
 
 
 def test_one_shared_common_word_does_not_merge_into_a_big_case():
@@ -450,3 +450,51 @@ def test_a_question_about_setting_something_or_a_but_is_not_a_resolution():
                              "est vide", minutes=60 * 24))
     assert question.action == "opened" and question.case_id != crash.case_id
     assert but.matched_by != "resolution"
+
+
+def _employee(envelope: Envelope, employee_id: str, name: str) -> Envelope:
+    return envelope.model_copy(update={"identity": ACME.model_copy(update={
+        "employee_id": employee_id, "employee_name": name})})
+
+
+def test_a_colleague_naming_who_wrote_joins_that_persons_case():
+    acme = Account()
+    sync = acme.send(_employee(email("m1", "Les ventes du terminal 2 n'apparaissent pas dans le "
+                                     "journal depuis ce matin.", subject="Ventes manquantes"),
+                               "E1", "Bastien Roux"))
+    other = acme.send(_employee(whatsapp("w2", "comment on ajoute un moyen de paiement titre "
+                                         "restaurant ?", minutes=30, phone="+33600000002"),
+                                "E2", "Inès Carpentier"))
+    colleague = acme.send(_employee(whatsapp("w3", "bonjour je remplace Bastien qui vous a "
+                                             "écrit ce matin, on doit faire quoi en attendant ?",
+                                             minutes=90, phone="+33600000003"),
+                                    "E3", "Hugo Petit"))
+    assert other.case_id != sync.case_id
+    assert colleague.action == "merged" and colleague.case_id == sync.case_id
+    assert colleague.matched_by == "mention" and "'bastien'" in colleague.evidence[0]
+
+
+def test_the_sender_pointing_at_their_own_call_joins_their_case_on_another_channel():
+    acme = Account()
+    call = acme.send(_employee(whatsapp("w1", "le lecteur de cartes affiche erreur 05 à chaque "
+                                        "paiement sans contact", minutes=0), "E1", "Léon Marchal"))
+    mail = acme.send(_employee(email("m2", "Bonjour, je vous ai téléphoné hier, pouvez-vous me "
+                                     "rappeler au magasin avant midi ?", subject="Rappel",
+                                     minutes=60 * 20, sender="leon@acme.fr"), "E1",
+                               "Léon Marchal"))
+    assert mail.action == "merged" and mail.case_id == call.case_id
+    assert mail.matched_by == "mention"
+
+
+def test_an_answer_found_joins_the_question_and_not_resolved_is_no_resolution():
+    acme = Account()
+    question = acme.send(whatsapp("w1", "où est-ce qu'on télécharge les relevés mensuels ?",
+                                  minutes=0))
+    printer = acme.send(whatsapp("w2", "l'imprimante de la cuisine n'imprime plus les bons",
+                                 minutes=60))
+    found = acme.send(whatsapp("w3", "trouvé, merci !", minutes=120))
+    assert printer.case_id != question.case_id
+    assert found.case_id == question.case_id and found.matched_by == "resolution"
+    still = acme.send(whatsapp("w4", "merci pour l'explication mais ça ne marche toujours pas",
+                               minutes=180))
+    assert still.matched_by != "resolution"
