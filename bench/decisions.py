@@ -64,8 +64,9 @@ MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Paris"))
 # Category names of rule files written before the default set of issue 14.
 ALIASES = {"how-to": "question"}
 # How each split is named in the report.
-SPLIT_TITLES = {"tuning": "tuning", "heldout2": "held-out v2"}
-SPLIT_SETS = {"all": ["tuning", "heldout2"]}
+# How each split is named in the report.
+SPLIT_TITLES = {"tuning": "tuning", "heldout2": "held-out v2", "heldout4": "held-out v4"}
+SPLIT_SETS = {"all": ["tuning", "heldout2", "heldout4"]}
 
 
 @dataclass
