@@ -70,8 +70,13 @@ from pipeline.transcribe.config import TranscribeConfig  # noqa: E402
 from pipeline.transcribe.engine import Transcriber  # noqa: E402
 from tests.fixtures.processes import PipelineProcess  # noqa: E402
 from tests.fixtures.twilio_cloud import ACCOUNT_SID, AUTH_TOKEN, serve_cloud  # noqa: E402
-from tests.integration.test_twilio_voice import LINE, recording_form  # noqa: E402
-from tests.integration.twilio_helpers import OUR_NUMBER, PUBLIC, whatsapp_form  # noqa: E402
+from tests.integration.twilio_helpers import (  # noqa: E402
+    LINE,
+    OUR_NUMBER,
+    PUBLIC,
+    recording_form,
+    whatsapp_form,
+)
 
 PREFIX = "vn."
 # The five sentences of bench/transcribe_rtf.py, and one about a payment terminal.
