@@ -330,7 +330,7 @@ def _by_mention(cases: AccountCases, envelope: Envelope, config: DedupConfig
             return case, (f"names {case.employee_first_name!r}, who opened it, and points at "
                           f"their message ({said.group(0)!r})")
     if (said := sim.SELF_REFERENCE.search(text)) is not None:
-        own = [c for c in recent if c.sender == envelope.sender_key or _same_person(c, envelope)]
+        own = _own_recent(cases, envelope, {}, config.follow_up_hours)
         if own:
             case = max(own, key=lambda c: c.last_activity)
             return case, (f"points at the sender's own earlier message ({said.group(0)!r}): "
@@ -355,10 +355,7 @@ def _by_resolution(cases: AccountCases, envelope: Envelope, message_stems: set[s
         return None
     if sim.QUESTION_OPENINGS.match(text):  # "c'est où qu'on règle …": a new question
         return None
-    horizon = envelope.received_at - timedelta(hours=config.follow_up_hours)
-    own = [c for c in cases.open if (c.case_id in conversation or c.sender == envelope.sender_key
-                                     or _same_person(c, envelope))
-           and horizon <= c.last_activity <= envelope.received_at]
+    own = _own_recent(cases, envelope, conversation, config.follow_up_hours)
     if not own:
         return None
     shared = [(sim.similarity(message_stems, sim.stems(c.summary.split())), c) for c in own]
@@ -394,10 +391,7 @@ def _by_follow_up(cases: AccountCases, envelope: Envelope, message_stems: set[st
     said = sim.content_weight(message_stems)
     if said > config.content_free_weight:
         return None
-    horizon = envelope.received_at - timedelta(hours=config.follow_up_hours)
-    own = [c for c in cases.open if c.case_id in conversation or (
-        c.sender == envelope.sender_key or _same_person(c, envelope))]
-    own = [c for c in own if horizon <= c.last_activity <= envelope.received_at]
+    own = _own_recent(cases, envelope, conversation, config.follow_up_hours)
     if not own:
         return None
     status = sim.STATUS_MARKERS.search(sim.message_text(envelope))
@@ -466,9 +460,19 @@ def _by_single_case(cases: AccountCases, envelope: Envelope, message_stems: set[
 
 
 def _first_name(envelope: Envelope) -> str | None:
-    name = envelope.identity.employee_name if envelope.identity else None
-    first = fold(name).split()[0] if name and fold(name).split() else None
-    return first if first and len(first) >= 3 else None
+    words = fold(envelope.identity.employee_name or "").split() if envelope.identity else []
+    return words[0] if words and len(words[0]) >= 3 else None
+
+
+def _own_recent(cases: AccountCases, envelope: Envelope, conversation: dict[str, float],
+                hours: float) -> list[OpenCase]:
+    """The sender's cases (same sender, same person, or this conversation) active within
+    ``hours`` before the message."""
+    horizon = envelope.received_at - timedelta(hours=hours)
+    return [c for c in cases.open
+            if (c.case_id in conversation or c.sender == envelope.sender_key
+                or _same_person(c, envelope))
+            and horizon <= c.last_activity <= envelope.received_at]
 
 
 def _same_person(case: OpenCase, envelope: Envelope) -> bool:
