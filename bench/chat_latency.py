@@ -193,6 +193,8 @@ class RateResult:
     window_s: float = 0.0
     # median ms of each stretch: POST → ingest ran, ingest → route ran, ... → cases.routed
     stretches_ms: dict[str, float] = field(default_factory=dict)
+    # the same medians over the slowest 2 % of messages: which stretch makes the tail
+    tail_stretches_ms: dict[str, float] = field(default_factory=dict)
 
 
 def stretches(sent_ms: float, marks: dict[str, float], routed_ms: float) -> dict[str, float]:
@@ -269,11 +271,16 @@ async def measure(run: PipelineRun, url: str, outcomes: Outcomes, rate: int, sec
     latencies = sorted(outcomes.routed_ms[m] - sent_at[m] * 1000 for m in acked
                        if m in outcomes.routed_ms)
     parts: dict[str, list[float]] = {}
+    tail_parts: dict[str, list[float]] = {}
+    slow_from = percentile(latencies, 0.98)
     for m in acked:
         if m in outcomes.routed_ms:
+            slow = outcomes.routed_ms[m] - sent_at[m] * 1000 >= slow_from
             for name, ms in stretches(sent_at[m] * 1000, outcomes.marks_ms.get(m, {}),
                                       outcomes.routed_ms[m]).items():
                 parts.setdefault(name, []).append(ms)
+                if slow:
+                    tail_parts.setdefault(name, []).append(ms)
     return RateResult(
         rate=rate, sent_per_s=round((len(sent_at) - 1) / max(sending, 1e-9), 1),
         posted=len(sent_at), acked=len(acked), routed=len(latencies),
@@ -282,7 +289,8 @@ async def measure(run: PipelineRun, url: str, outcomes: Outcomes, rate: int, sec
         p50_ms=round(percentile(latencies, 0.5), 1), p99_ms=round(percentile(latencies, 0.99), 1),
         max_ms=round(latencies[-1], 1) if latencies else float("nan"),
         cpu_ms_per_message=round(cpu * 1000 / max(1, len(sent_at)), 2), window_s=round(window, 1),
-        stretches_ms={k: round(statistics.median(v), 1) for k, v in parts.items()})
+        stretches_ms={k: round(statistics.median(v), 1) for k, v in parts.items()},
+        tail_stretches_ms={k: round(statistics.median(v), 1) for k, v in tail_parts.items()})
 
 
 async def main() -> None:
@@ -336,6 +344,9 @@ async def main() -> None:
     print("median ms per stretch (stage marks are the worker's clock, the same machine's):")
     for r in results:
         print(f"{r.rate:6d}  " + "  ".join(f"{k} {v:.0f}" for k, v in r.stretches_ms.items()))
+    print("the same over the slowest 2 % (the tail):")
+    for r in results:
+        print(f"{r.rate:6d}  " + "  ".join(f"{k} {v:.0f}" for k, v in r.tail_stretches_ms.items()))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
 
