@@ -65,8 +65,9 @@ MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Paris"))
 ALIASES = {"how-to": "question"}
 # How each split is named in the report.
 # How each split is named in the report.
-SPLIT_TITLES = {"tuning": "tuning", "heldout2": "held-out v2", "heldout4": "held-out v4"}
-SPLIT_SETS = {"all": ["tuning", "heldout2", "heldout4"]}
+SPLIT_TITLES = {"tuning": "tuning", "heldout2": "held-out v2", "heldout4": "held-out v4",
+                "heldout5": "held-out v5"}
+SPLIT_SETS = {"all": ["tuning", "heldout2", "heldout4", "heldout5"]}
 
 
 @dataclass
